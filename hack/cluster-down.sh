@@ -17,7 +17,12 @@ if [[ ! -d $CLUSTER_DIR ]]; then
   exit 0
 fi
 
-if [[ -n $(ls -A "$CLUSTER_DIR") && ! -f $CLUSTER_DIR/ports.env ]]; then
+if [[ -z ${CLUSTER_LOCK_HELD:-} ]]; then
+  exec 9>"$CLUSTER_DIR/up.lock"
+  flock 9
+fi
+
+if [[ -n $(ls -A "$CLUSTER_DIR" | grep -vx up.lock) && ! -f $CLUSTER_DIR/ports.env ]]; then
   log "refusing to touch $CLUSTER_DIR: it is not a control plane state dir (no ports.env)"
   exit 1
 fi
@@ -47,5 +52,6 @@ for pid in "${pids[@]}"; do
   fi
 done
 
-rm -rf "$CLUSTER_DIR"
-log "stopped; removed $CLUSTER_DIR"
+# Keep up.lock: another process may be waiting on it.
+find "$CLUSTER_DIR" -mindepth 1 -maxdepth 1 ! -name up.lock -exec rm -rf {} +
+log "stopped; removed the state in $CLUSTER_DIR"

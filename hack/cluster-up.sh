@@ -9,6 +9,8 @@
 # State (certificates, logs, pids, etcd data, kubeconfig) lives in $CLUSTER_DIR (default .cluster/).
 # Running it against a healthy control plane is a no-op.
 #
+# Concurrent runs on one state dir serialize on $CLUSTER_DIR/up.lock (flock).
+#
 # Environment:
 #   CLUSTER_DIR        state dir (default <repo>/.cluster)
 #   CLUSTER_PORT_BASE  first of 6 loopback ports (default 26443): apiserver, etcd client, etcd peer,
@@ -28,6 +30,14 @@ TIMEOUT=${CLUSTER_TIMEOUT:-90}
 
 log() { printf '[cluster-up %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# One cluster-up (or cluster-down) per state dir at a time. Callers that already hold the lock
+# (the Rust test harness) set CLUSTER_LOCK_HELD=1.
+if [[ -z ${CLUSTER_LOCK_HELD:-} ]]; then
+  exec 9>"$CLUSTER_DIR/up.lock"
+  flock 9 || die "cannot lock $CLUSTER_DIR/up.lock"
+  export CLUSTER_LOCK_HELD=1
+fi
 
 START=$SECONDS
 BIN=$("$REPO/hack/build-k8s.sh")

@@ -1,0 +1,194 @@
+//! A real local control plane for integration tests.
+//!
+//! [`shared()`] makes sure the control plane of `hack/cluster-up.sh` is running (starting it
+//! once per test process; parallel test binaries serialize on a file lock in the state dir and
+//! reuse a running one) and returns a [`Cluster`] handle. [`TestNamespace`] gives each test its
+//! own namespace, deleted on drop.
+//!
+//! ```ignore
+//! mod support;
+//! #[tokio::test]
+//! async fn something() {
+//!     let cluster = support::cluster::shared();
+//!     let client = cluster.client().await;
+//!     let ns = support::cluster::TestNamespace::new(&client, "something").await;
+//!     // ... Api::<Pod>::namespaced(client.clone(), &ns.name) ...
+//! }
+//! ```
+//!
+//! The state dir is `$CLUSTER_DIR` (default `<repo>/.cluster`), so a test run can use a private
+//! control plane with `CLUSTER_DIR=/tmp/x CLUSTER_PORT_BASE=27443 cargo test`. The control plane
+//! is left running after the tests; stop it with `make cluster-down`.
+
+use std::{
+    collections::hash_map::RandomState,
+    fs::File,
+    hash::{BuildHasher, Hasher},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::{Namespace, ServiceAccount},
+};
+use kube::{
+    Client, Config,
+    api::{Api, ObjectMeta, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+/// A running control plane: its state dir and admin kubeconfig.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The state dir (`.cluster/` unless `CLUSTER_DIR` says otherwise).
+    pub dir: PathBuf,
+    /// Admin (cluster-admin) kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+/// Ensures the control plane is up, once per test process, and returns it.
+///
+/// Blocking (it may build binaries and start processes on the first call); panics with the
+/// script's output when `hack/cluster-up.sh` fails.
+pub fn shared() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("CLUSTER_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join(".cluster"));
+        std::fs::create_dir_all(&dir).expect("create the cluster state dir");
+        // The same lock file cluster-up.sh takes itself when not told we hold it.
+        let lock = File::create(dir.join("up.lock")).expect("open up.lock");
+        lock.lock().expect("lock up.lock");
+        let out = Command::new(repo.join("hack/cluster-up.sh"))
+            .env("CLUSTER_DIR", &dir)
+            .env("CLUSTER_LOCK_HELD", "1")
+            .output()
+            .expect("run hack/cluster-up.sh");
+        drop(lock);
+        assert!(
+            out.status.success(),
+            "hack/cluster-up.sh failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Cluster { kubeconfig: dir.join("kubeconfig"), dir }
+    })
+}
+
+impl Cluster {
+    /// An admin client. Create one per test: a client belongs to the runtime it was made on.
+    pub async fn client(&self) -> Client {
+        client_from(Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig")).await
+    }
+
+    /// A client that authenticates with a bearer token only (e.g. a ServiceAccount token from
+    /// [`Cluster::service_account_token`]); same server and CA as the admin kubeconfig.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let admin = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let cluster = admin.clusters[0].cluster.as_ref().expect("cluster entry");
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: c, cluster: {{server: {:?}, certificate-authority: {:?}}}}}]\n\
+             users: [{{name: u, user: {{token: {:?}}}}}]\n\
+             contexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            cluster.server.as_deref().unwrap_or_default(),
+            cluster.certificate_authority.as_deref().unwrap_or_default(),
+            token,
+        );
+        client_from(Kubeconfig::from_yaml(&yaml).expect("token kubeconfig")).await
+    }
+
+    /// A short-lived token for `namespace/name` from the TokenRequest API.
+    pub async fn service_account_token(&self, client: &Client, namespace: &str, name: &str) -> String {
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        let req = TokenRequest {
+            spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
+            ..Default::default()
+        };
+        let tr = sas
+            .create_token_request(name, &PostParams::default(), &req)
+            .await
+            .expect("TokenRequest");
+        tr.status.and_then(|s| s.token).expect("TokenRequest returned a token")
+    }
+
+    /// Directory of the control plane binaries (kubectl, ...), from `hack/build-k8s.sh`.
+    pub fn bin_dir(&self) -> PathBuf {
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/build-k8s.sh"))
+            .arg("--print-bin-dir")
+            .output()
+            .expect("run hack/build-k8s.sh --print-bin-dir");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }
+}
+
+async fn client_from(kubeconfig: Kubeconfig) -> Client {
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Client::try_from(config).expect("kube client")
+}
+
+/// A namespace `t-<test>-<random>` for one test; deleted (without waiting) on drop.
+pub struct TestNamespace {
+    pub name: String,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl TestNamespace {
+    /// Creates the namespace and waits for its `default` ServiceAccount (pods need it).
+    pub async fn new(client: &Client, test: &str) -> TestNamespace {
+        let cluster = shared();
+        let name = namespace_name(test);
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        nss.create(&PostParams::default(), &ns).await.expect("create test namespace");
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        for _ in 0..100 {
+            if sas.get_opt("default").await.expect("get ServiceAccount").is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        TestNamespace {
+            name,
+            kubeconfig: cluster.kubeconfig.clone(),
+            kubectl: cluster.bin_dir().join("kubectl"),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    /// Best effort: asks for deletion and returns (kubectl bounded by a 10s request timeout).
+    fn drop(&mut self) {
+        let _ = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .arg("--request-timeout=10s")
+            .output();
+    }
+}
+
+/// `t-<test as a DNS label>-<6 hex chars>`, at most 63 characters.
+fn namespace_name(test: &str) -> String {
+    let mut label: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    label.truncate(50);
+    let label = label.trim_matches('-');
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    format!("t-{label}-{:06x}", h.finish() & 0xff_ffff)
+}
