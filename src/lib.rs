@@ -2,3 +2,14 @@
 //! Helm chart with `helm template` parity.
 
 pub mod api;
+pub mod autoscaler;
+pub mod controller;
+pub mod http;
+pub mod labels;
+pub mod lease;
+pub mod logging;
+pub mod metrics;
+pub mod reconcile;
+pub mod scaling;
+pub mod scope;
+pub mod values;

@@ -15,6 +15,35 @@ enum Command {
     /// Print the RayCluster CustomResourceDefinition as YAML.
     #[command(after_help = "Example:\n  ray-operator crd | kubectl apply -f -")]
     Crd,
+    /// Run the operator: reconcile every RayCluster it may see.
+    #[command(
+        after_help = "Examples:\n  ray-operator run                      # all namespaces\n  ray-operator run --namespace ray      # only namespace ray\n  KUBECONFIG=.cluster/kubeconfig ray-operator run --health-port 8080"
+    )]
+    Run(RunArgs),
+}
+
+/// Flags of `ray-operator run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Act only in this namespace (a namespaced operator). Unset: all namespaces.
+    #[arg(long, env = "RAY_OPERATOR_POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// Reconciles of different RayClusters that may run at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u16,
+    /// Port of /healthz, /readyz and /metrics; 0 turns them off.
+    #[arg(long, default_value_t = 8080)]
+    health_port: u16,
+    /// Log lines as text (prefixed `<cluster>,<namespace>`) or JSON.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: ray_operator::logging::LogFormat,
+    /// Hold a leader Lease before acting, so several replicas are safe.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of a cluster-scoped operator's leader Lease (default: the
+    /// operator's own namespace in a pod, else `default`).
+    #[arg(long)]
+    lease_namespace: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -23,6 +52,50 @@ fn main() -> ExitCode {
         Command::Crd => {
             print!("{}", ray_operator::api::crd_yaml());
             ExitCode::SUCCESS
+        }
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    ray_operator::logging::init(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+        let health = match args.health_port {
+            0 => None,
+            port => Some(
+                tokio::net::TcpListener::bind(("0.0.0.0", port))
+                    .await
+                    .map_err(|e| format!("--health-port {port}: {e}"))?,
+            ),
+        };
+        let identity = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("ray-operator-{}", std::process::id()));
+        let settings = ray_operator::controller::Settings {
+            lease_namespace: args
+                .lease_namespace
+                .unwrap_or_else(|| client.default_namespace().to_string()),
+            namespace: args.namespace.filter(|ns| !ns.is_empty()),
+            concurrency: args.concurrency,
+            leader_elect: args.leader_elect,
+            identity,
+        };
+        ray_operator::controller::run(client, settings, health).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

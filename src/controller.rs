@@ -1,0 +1,235 @@
+//! `ray-operator run`: the watches, the controller loop, and what every
+//! reconcile shares (the [`Context`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::api::RayCluster;
+use crate::labels;
+use crate::lease;
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Error, expectations::Expectations};
+use crate::scaling::Board;
+use crate::scope::Scope;
+
+/// How `run` was asked to work.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Act only in this namespace (a namespaced operator).
+    pub namespace: Option<String>,
+    /// Reconciles of different clusters that may run at once.
+    pub concurrency: u16,
+    /// Hold a leader Lease before acting, so replicas are safe.
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease of a cluster-scoped operator.
+    pub lease_namespace: String,
+    /// This replica's name in the Lease.
+    pub identity: String,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub pods: Store<Pod>,
+    pub clusters: Store<RayCluster>,
+    pub expectations: Expectations,
+    pub metrics: Metrics,
+    pub scope: Scope,
+    pub board: Board,
+    pub ready: AtomicBool,
+}
+
+impl crate::http::Health for Context {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics
+            .render(self.clusters.state().len(), self.pods.state().len())
+    }
+}
+
+/// Keeps from a pod only what the operator reads (labels, owner, phase,
+/// readiness), so the cache grows slowly with the number of pods.
+fn strip_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        *status = k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase.take(),
+            conditions: status
+                .conditions
+                .take()
+                .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            ..Default::default()
+        };
+    }
+}
+
+fn api_in<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the operator until SIGTERM/SIGINT, or until the leader Lease is lost.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    health_listener: Option<tokio::net::TcpListener>,
+) -> Result<(), String> {
+    let scope = match &settings.namespace {
+        Some(ns) => Scope::Namespace(ns.clone()),
+        None => Scope::all_namespaces(client.clone()),
+    };
+    let namespace = settings.namespace.as_deref();
+    let (clusters, cluster_writer) = reflector::store();
+    let (pods, pod_writer) = reflector::store();
+    let (board, scale_requests) = Board::new();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: labels::FIELD_MANAGER.into(),
+                instance: Some(settings.identity.clone()),
+            },
+        ),
+        pods: pods.clone(),
+        clusters: clusters.clone(),
+        expectations: Expectations::default(),
+        metrics: Metrics::default(),
+        scope,
+        board,
+        ready: AtomicBool::new(false),
+    });
+    if let Some(listener) = health_listener {
+        tokio::spawn(crate::http::serve(listener, ctx.clone()));
+    }
+
+    let mut lost = None;
+    if settings.leader_elect {
+        let (lease_ns, lease_name) = match namespace {
+            Some(ns) => (ns.to_string(), lease::NAMESPACED_LEASE),
+            None => (
+                settings.lease_namespace.clone(),
+                lease::CLUSTER_SCOPED_LEASE,
+            ),
+        };
+        lost = Some(
+            lease::lead(
+                Api::<Lease>::namespaced(client.clone(), &lease_ns),
+                lease_name,
+                &settings.identity,
+            )
+            .await,
+        );
+    }
+
+    let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);
+    let cluster_stream = watcher(
+        api_in::<RayCluster>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|c| c.managed_fields_mut().clear())
+    .reflect(cluster_writer)
+    .touched_objects();
+    let pod_stream = watcher(api_in::<Pod>(&client, namespace), selector.clone())
+        .default_backoff()
+        .modify(strip_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+    let service_stream = watcher(
+        api_in::<PartialObjectMeta<Service>>(&client, namespace),
+        selector,
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let ready_ctx = ctx.clone();
+    let (cluster_reader, pod_reader) = (clusters.clone(), pods.clone());
+    tokio::spawn(async move {
+        let _ = cluster_reader.wait_until_ready().await;
+        let _ = pod_reader.wait_until_ready().await;
+        ready_ctx.ready.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced; reconciling");
+    });
+
+    let shutdown = async move {
+        let lost_lease = async {
+            match lost {
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|lost| *lost).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate_signal() => tracing::info!("shutting down"),
+            _ = lost_lease => tracing::error!("leader Lease lost: stopping"),
+        }
+    };
+
+    tracing::info!(
+        "ray-operator {} watching RayClusters in {}",
+        env!("CARGO_PKG_VERSION"),
+        namespace.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"))
+    );
+    Controller::for_stream(cluster_stream, clusters)
+        .owns_stream(pod_stream)
+        .owns_stream(service_stream)
+        .reconcile_on(scale_requests)
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(timed_reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    Ok(())
+}
+
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn timed_reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = reconcile::reconcile(cluster, ctx.clone()).await;
+    ctx.metrics.reconciled(start.elapsed());
+    result
+}
+
+fn error_policy(cluster: Arc<RayCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(error.metric_label());
+    tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "reconcile failed: {error}");
+    Action::requeue(Duration::from_secs(5))
+}

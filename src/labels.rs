@@ -1,0 +1,146 @@
+//! Label keys and values on the objects the operator makes, and the names it gives them.
+//!
+//! The `ray-*` keys are the legacy operator's, so tooling written for it
+//! (selectors, dashboards) keeps working.
+
+use std::collections::BTreeMap;
+
+/// The RayCluster an object belongs to.
+pub const CLUSTER_NAME: &str = "ray-cluster-name";
+/// `head` or `worker`.
+pub const NODE_KIND: &str = "ray-node-type";
+/// The podType a pod was made from.
+pub const POD_TYPE: &str = "ray-user-node-type";
+/// Hash of the pod config a pod was made from; a mismatch makes the pod outdated.
+pub const LAUNCH_CONFIG: &str = "ray-launch-config";
+
+/// The one field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "ray-operator";
+
+/// Whether a pod runs the Ray head or a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeKind {
+    Head,
+    Worker,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Head => "head",
+            NodeKind::Worker => "worker",
+        }
+    }
+}
+
+/// Labels that every object of a cluster carries.
+pub fn cluster_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CLUSTER_NAME.to_string(), cluster.to_string()),
+        ("app.kubernetes.io/name".to_string(), "ray".to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            cluster.to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "ray-operator".to_string(),
+        ),
+    ])
+}
+
+/// The labels a Service uses to select the cluster's head pod.
+pub fn head_selector(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CLUSTER_NAME.to_string(), cluster.to_string()),
+        (NODE_KIND.to_string(), NodeKind::Head.as_str().to_string()),
+    ])
+}
+
+/// Name of the head Service of a cluster.
+pub fn head_service_name(cluster: &str) -> String {
+    format!("{cluster}-ray-head")
+}
+
+/// `rayWorkerType` -> `ray-worker-type`, like sprig's `kebabcase` that the
+/// chart uses for `generateName`, so pods are named alike either way.
+pub fn kebab_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' || c == ' ' || c == '.' || c == '-' {
+            if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+            continue;
+        }
+        if c.is_uppercase() {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1);
+            let boundary = match prev {
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_uppercase() => next.is_some_and(|n| n.is_lowercase()),
+                _ => false,
+            };
+            if boundary && !out.ends_with('-') {
+                out.push('-');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// FNV-1a: a hash that stays the same across Rust releases and platforms, so a
+/// launch-config label written by one operator build matches the next one's.
+pub fn stable_hash(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Five random characters for a new pod's name, from the alphabet Kubernetes
+/// uses for `generateName` (no vowels, so no words).
+pub fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    // Each RandomState is freshly keyed from the OS's randomness.
+    let mut bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;
+            bits /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kebab_case_matches_sprig() {
+        for (input, want) in [
+            ("rayWorkerType", "ray-worker-type"),
+            ("rayHeadType", "ray-head-type"),
+            ("gpu_worker", "gpu-worker"),
+            ("worker", "worker"),
+        ] {
+            assert_eq!(kebab_case(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn stable_hash_is_fnv1a() {
+        assert_eq!(stable_hash(b""), "cbf29ce484222325");
+        assert_eq!(stable_hash(b"a"), "af63dc4c8601ec8c");
+    }
+}

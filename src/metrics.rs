@@ -1,0 +1,112 @@
+//! Prometheus metrics, kept as atomics and written in the text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the reconcile duration histogram's buckets.
+const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    reconciles: AtomicU64,
+    errors_apply: AtomicU64,
+    errors_status: AtomicU64,
+    pods_created: AtomicU64,
+    pods_deleted: AtomicU64,
+    duration_buckets: [AtomicU64; BUCKETS.len()],
+    duration_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn reconciled(&self, took: Duration) {
+        self.reconciles.fetch_add(1, Relaxed);
+        self.duration_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
+        for (bound, bucket) in BUCKETS.iter().zip(&self.duration_buckets) {
+            if took.as_secs_f64() <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    pub fn failed(&self, stage: &str) {
+        match stage {
+            "status" => &self.errors_status,
+            _ => &self.errors_apply,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn pods_created(&self, n: u64) {
+        self.pods_created.fetch_add(n, Relaxed);
+    }
+
+    pub fn pods_deleted(&self, n: u64) {
+        self.pods_deleted.fetch_add(n, Relaxed);
+    }
+
+    /// The metrics in Prometheus' text format; the gauges are passed in.
+    pub fn render(&self, clusters: usize, pods: usize) -> String {
+        let mut out = String::new();
+        let count = self.reconciles.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_reconciles_total Reconciles run.\n# TYPE ray_operator_reconciles_total counter\nray_operator_reconciles_total {count}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_reconcile_errors_total Reconciles that failed, by stage.\n# TYPE ray_operator_reconcile_errors_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "ray_operator_reconcile_errors_total{{stage=\"apply\"}} {}",
+            self.errors_apply.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "ray_operator_reconcile_errors_total{{stage=\"status\"}} {}",
+            self.errors_status.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_reconcile_duration_seconds Time per reconcile.\n# TYPE ray_operator_reconcile_duration_seconds histogram"
+        );
+        for (bound, bucket) in BUCKETS.iter().zip(&self.duration_buckets) {
+            let _ = writeln!(
+                out,
+                "ray_operator_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "ray_operator_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "ray_operator_reconcile_duration_seconds_sum {}",
+            self.duration_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "ray_operator_reconcile_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_pods_created_total Pods created.\n# TYPE ray_operator_pods_created_total counter\nray_operator_pods_created_total {}",
+            self.pods_created.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_pods_deleted_total Pods deleted.\n# TYPE ray_operator_pods_deleted_total counter\nray_operator_pods_deleted_total {}",
+            self.pods_deleted.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_managed_clusters RayClusters in the operator's cache.\n# TYPE ray_operator_managed_clusters gauge\nray_operator_managed_clusters {clusters}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_managed_pods Ray pods in the operator's cache.\n# TYPE ray_operator_managed_pods gauge\nray_operator_managed_pods {pods}"
+        );
+        out
+    }
+}

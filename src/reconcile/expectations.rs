@@ -1,0 +1,133 @@
+//! Expectations: what the operator wrote but its watch has not shown yet.
+//!
+//! The pod cache lags behind the operator's own writes. Without this, a
+//! reconcile that runs before the cache shows the pods it just created would
+//! create them again (and one that runs before the cache drops deleted pods
+//! would delete replacements). Entries expire, so a lost watch event can only
+//! delay the operator, never wedge it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::plan::ObservedPod;
+
+/// How long a write may stay unseen before the operator stops counting on it.
+const TTL: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Pending {
+    created: Vec<(ObservedPod, Instant)>,
+    deleted: Vec<(String, Instant)>,
+}
+
+/// Per-cluster expectations, keyed by `namespace/name`.
+#[derive(Default)]
+pub struct Expectations {
+    clusters: Mutex<HashMap<String, Pending>>,
+}
+
+impl Expectations {
+    /// The pods as the plan should see them: `observed`, plus pods created but
+    /// not yet observed, minus pods deleted but still observed.
+    pub fn view(&self, key: &str, mut observed: Vec<ObservedPod>) -> Vec<ObservedPod> {
+        let mut clusters = self.clusters.lock().expect("expectations lock");
+        let Some(pending) = clusters.get_mut(key) else {
+            return observed;
+        };
+        let now = Instant::now();
+        pending
+            .created
+            .retain(|(pod, at)| now - *at < TTL && !observed.iter().any(|o| o.name == pod.name));
+        pending.deleted.retain(|(name, at)| {
+            now - *at < TTL && observed.iter().any(|o| &o.name == name && !o.terminating)
+        });
+        observed.retain(|o| !pending.deleted.iter().any(|(name, _)| name == &o.name));
+        observed.extend(pending.created.iter().map(|(pod, _)| pod.clone()));
+        if pending.created.is_empty() && pending.deleted.is_empty() {
+            clusters.remove(key);
+        }
+        observed
+    }
+
+    /// Records pods the operator has just created.
+    pub fn created(&self, key: &str, pods: impl IntoIterator<Item = ObservedPod>) {
+        let now = Instant::now();
+        let mut clusters = self.clusters.lock().expect("expectations lock");
+        clusters
+            .entry(key.to_string())
+            .or_default()
+            .created
+            .extend(pods.into_iter().map(|p| (p, now)));
+    }
+
+    /// Records pods the operator has just deleted.
+    pub fn deleted(&self, key: &str, names: impl IntoIterator<Item = String>) {
+        let now = Instant::now();
+        let mut clusters = self.clusters.lock().expect("expectations lock");
+        clusters
+            .entry(key.to_string())
+            .or_default()
+            .deleted
+            .extend(names.into_iter().map(|n| (n, now)));
+    }
+
+    /// Drops what is expected of a cluster that is gone.
+    pub fn forget(&self, key: &str) {
+        self.clusters.lock().expect("expectations lock").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::NodeKind;
+    use crate::reconcile::plan::PodState;
+
+    fn pod(name: &str, terminating: bool) -> ObservedPod {
+        ObservedPod {
+            name: name.into(),
+            uid: None,
+            kind: NodeKind::Worker,
+            pod_type: "w".into(),
+            launch_hash: "h".into(),
+            state: PodState::Pending,
+            ready: false,
+            created: 0,
+            terminating,
+        }
+    }
+
+    #[test]
+    fn unseen_creations_count_until_observed() {
+        let e = Expectations::default();
+        e.created("ns/c", [pod("a", false)]);
+        assert_eq!(
+            e.view("ns/c", vec![]).len(),
+            1,
+            "created pod counts before the watch shows it"
+        );
+        assert_eq!(
+            e.view("ns/c", vec![pod("a", false)]).len(),
+            1,
+            "and is not counted twice after"
+        );
+        assert_eq!(
+            e.view("ns/c", vec![]).len(),
+            0,
+            "once observed, the expectation is gone"
+        );
+    }
+
+    #[test]
+    fn deletions_hide_pods_until_they_terminate() {
+        let e = Expectations::default();
+        e.deleted("ns/c", ["a".to_string()]);
+        assert!(e.view("ns/c", vec![pod("a", false)]).is_empty());
+        assert_eq!(
+            e.view("ns/c", vec![pod("a", true)]).len(),
+            1,
+            "the watch now shows it terminating"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Reconcile one RayCluster: validate -> plan -> apply -> status.
+//!
+//! `validate`, `build`, `plan` and `status` are pure and unit-tested; only
+//! `apply` and this module's `reconcile` talk to the API server.
+
+pub mod apply;
+pub mod build;
+pub mod expectations;
+pub mod plan;
+pub mod status;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::{Resource, ResourceExt};
+
+use crate::api::{Phase, RayCluster, RayClusterStatus};
+use crate::controller::Context;
+use crate::labels::{self, FIELD_MANAGER};
+use plan::{ObservedPod, PlanInput};
+
+/// Why a reconcile failed; each variant names the stage and the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("applying {object}: {source}")]
+    Apply { object: String, source: kube::Error },
+    #[error("writing status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Apply { .. } => "apply",
+            Error::Status(_) => "status",
+        }
+    }
+}
+
+/// `namespace/name`, the key of a cluster in the operator's own maps.
+pub fn cluster_key(cluster: &RayCluster) -> String {
+    format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    )
+}
+
+/// Reconciles one RayCluster.
+pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let key = cluster_key(&cluster);
+    if cluster.meta().deletion_timestamp.is_some() {
+        // Kubernetes' garbage collector removes the pods and the Service.
+        ctx.expectations.forget(&key);
+        ctx.board.forget(&key);
+        return Ok(Action::await_change());
+    }
+    if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
+        tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by the namespaced operator {holder}");
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    let previous = cluster.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let validated = match validate::validate(&cluster) {
+        Ok(v) => v,
+        Err(error) => {
+            let next = status::from_spec_error(&previous, &error, cluster.meta().generation, now);
+            if next.phase != previous.phase
+                || next
+                    .conditions
+                    .iter()
+                    .map(|c| &c.message)
+                    .ne(previous.conditions.iter().map(|c| &c.message))
+            {
+                tracing::warn!(cluster = %name, namespace = %namespace, "invalid spec: {error}");
+                publish(&ctx, &cluster, "InvalidSpec", error.to_string(), true).await;
+            }
+            write_status(&ctx, &cluster, &previous, next).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    let selector_match = |pod: &Pod| {
+        pod.metadata.namespace.as_deref() == Some(namespace.as_str())
+            && pod.labels().get(labels::CLUSTER_NAME) == Some(&name)
+    };
+    let observed: Vec<ObservedPod> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| selector_match(p))
+        .filter_map(|p| ObservedPod::from_pod(p))
+        .collect();
+    let pods = ctx.expectations.view(&key, observed);
+    let view = ctx.board.view(&key);
+    let input = PlanInput {
+        cluster: &validated,
+        pods: &pods,
+        previous: &previous,
+        scaling: view.as_ref().map(|v| &v.scaling),
+        head_unhealthy: view.as_ref().is_some_and(|v| v.head_unhealthy),
+    };
+    let plan = plan::plan(&input, &mut labels::random_suffix);
+
+    apply::head_service(&ctx.client, &validated).await?;
+    apply::delete_pods(&ctx.client, &namespace, &plan.delete).await?;
+    ctx.expectations
+        .deleted(&key, plan.delete.iter().map(|p| p.name.clone()));
+    let mut first_error = None;
+    let mut created = Vec::new();
+    for result in apply::create_pods(&ctx.client, &validated, &plan.create).await {
+        match result {
+            Ok(pod) => created.push(pod),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    ctx.metrics.pods_created(created.len() as u64);
+    ctx.metrics.pods_deleted(plan.delete.len() as u64);
+    ctx.expectations.created(&key, created);
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    for note in &plan.notes {
+        if note.warning {
+            tracing::warn!(cluster = %name, namespace = %namespace, reason = note.reason, "{}", note.message);
+        } else {
+            tracing::info!(cluster = %name, namespace = %namespace, reason = note.reason, "{}", note.message);
+        }
+        publish(
+            &ctx,
+            &cluster,
+            note.reason,
+            note.message.clone(),
+            note.warning,
+        )
+        .await;
+    }
+    let mut next = status::from_plan(&previous, &plan, cluster.meta().generation, now);
+    if let Some(view) = view {
+        next.autoscaler = Some(view.status);
+    }
+    let phase = next.phase;
+    write_status(&ctx, &cluster, &previous, next).await?;
+    Ok(match phase {
+        Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
+        _ => Action::requeue(Duration::from_secs(10)),
+    })
+}
+
+/// Writes the status subresource with server-side apply, only when it changed.
+async fn write_status(
+    ctx: &Context,
+    cluster: &RayCluster,
+    previous: &RayClusterStatus,
+    next: RayClusterStatus,
+) -> Result<(), Error> {
+    if &next == previous {
+        return Ok(());
+    }
+    if next.phase != previous.phase {
+        tracing::info!(
+            cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(),
+            "phase {} -> {}",
+            previous.phase.map_or("<none>", Phase::as_str),
+            next.phase.map_or("<none>", Phase::as_str)
+        );
+    }
+    let api: Api<RayCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "cluster.ray.io/v1",
+        "kind": "RayCluster",
+        "status": next,
+    });
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+/// Publishes a Kubernetes Event about the cluster; failing to is only logged.
+async fn publish(ctx: &Context, cluster: &RayCluster, reason: &str, note: String, warning: bool) {
+    let event = KubeEvent {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(truncate(note, 1000)),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "could not publish event {reason}: {e}");
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}

@@ -1,0 +1,434 @@
+//! Plan: the validated cluster and the pods that exist in, the pods to create
+//! and delete out, with the phase they put the cluster in. Pure: the caller
+//! gathers the pods (and what it expects of its own recent writes) and
+//! supplies the names of new pods.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::validate::{ValidatedCluster, ValidatedPodType};
+use crate::api::{Phase, PodTypeStatus, RayClusterStatus};
+use crate::labels::{self, NodeKind};
+
+/// Where a pod is in its life, as far as the plan cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodState {
+    /// Not yet running (unscheduled, pulling, or created a moment ago).
+    Pending,
+    Running,
+    /// Its containers exited (`Succeeded` or `Failed`): Ray is gone from it.
+    Finished,
+}
+
+/// What the operator knows of one pod of a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedPod {
+    pub name: String,
+    pub uid: Option<String>,
+    pub kind: NodeKind,
+    pub pod_type: String,
+    pub launch_hash: String,
+    pub state: PodState,
+    pub ready: bool,
+    /// Creation time in seconds since the epoch; newer pods go first on scale-down.
+    pub created: i64,
+    pub terminating: bool,
+}
+
+impl ObservedPod {
+    /// Reads a pod's labels and status; `None` for a pod the operator did not make.
+    pub fn from_pod(pod: &Pod) -> Option<Self> {
+        let labels = pod.metadata.labels.as_ref()?;
+        let kind = match labels.get(labels::NODE_KIND)?.as_str() {
+            "head" => NodeKind::Head,
+            "worker" => NodeKind::Worker,
+            _ => return None,
+        };
+        let status = pod.status.as_ref();
+        let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        let state = match phase {
+            "Running" => PodState::Running,
+            "Succeeded" | "Failed" => PodState::Finished,
+            _ => PodState::Pending,
+        };
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        Some(ObservedPod {
+            name: pod.metadata.name.clone()?,
+            uid: pod.metadata.uid.clone(),
+            kind,
+            pod_type: labels.get(labels::POD_TYPE).cloned().unwrap_or_default(),
+            launch_hash: labels
+                .get(labels::LAUNCH_CONFIG)
+                .cloned()
+                .unwrap_or_default(),
+            state,
+            ready: state == PodState::Running && ready,
+            created: pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second()),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+        })
+    }
+}
+
+/// What the autoscaler wants of the workers; without it, each type keeps `minWorkers`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scaling {
+    /// Workers wanted per pod type (clamped to minWorkers..=maxWorkers).
+    pub desired: BTreeMap<String, i32>,
+    /// Pods chosen for removal (drained); removed first when a type shrinks.
+    pub remove: BTreeSet<String>,
+}
+
+/// A pod to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPod {
+    pub kind: NodeKind,
+    pub pod_type: String,
+    pub name: String,
+}
+
+/// Something worth a Kubernetes Event and a log line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub reason: &'static str,
+    pub message: String,
+    pub warning: bool,
+}
+
+/// The plan for one reconcile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodPlan {
+    pub create: Vec<NewPod>,
+    pub delete: Vec<ObservedPod>,
+    pub notes: Vec<Note>,
+    pub phase: Option<Phase>,
+    pub autoscaler_retries: i64,
+    pub head_launch_config: Option<String>,
+    pub head_ready: bool,
+    pub pod_types: Vec<PodTypeStatus>,
+}
+
+/// Everything the plan reads.
+pub struct PlanInput<'a> {
+    pub cluster: &'a ValidatedCluster,
+    /// Pods of the cluster, including those just created and not yet seen by
+    /// the watch (as Pending); without those just deleted.
+    pub pods: &'a [ObservedPod],
+    pub previous: &'a RayClusterStatus,
+    pub scaling: Option<&'a Scaling>,
+    /// The autoscaler found the head's Ray unreachable past its grace period.
+    pub head_unhealthy: bool,
+}
+
+/// Plans one reconcile; `new_suffix` gives the random part of new pod names.
+pub fn plan(input: &PlanInput, new_suffix: &mut dyn FnMut() -> String) -> PodPlan {
+    let cluster = input.cluster;
+    let mut out = PodPlan {
+        autoscaler_retries: input.previous.autoscaler_retries,
+        ..PodPlan::default()
+    };
+    let live: Vec<&ObservedPod> = input.pods.iter().filter(|p| !p.terminating).collect();
+
+    let (head, head_restarted) = plan_head(input, &live, &mut out, new_suffix);
+    let head_running = head.is_some_and(|h| h.state == PodState::Running);
+    let desired = desired_workers(cluster, input.scaling);
+    let mut settled = true;
+    for (pod_type, desired) in cluster.workers.iter().zip(desired) {
+        let workers = WorkerRound {
+            desired,
+            head_restarted,
+            head_running,
+        };
+        let status = plan_workers(input, pod_type, &live, workers, &mut out, new_suffix);
+        settled &= status.ready_workers >= pod_type.min_workers;
+        out.pod_types.push(status);
+    }
+    // Workers of pod types that are no longer configured.
+    let known: BTreeSet<&str> = cluster.workers.iter().map(|t| t.name.as_str()).collect();
+    let strays: Vec<ObservedPod> = live
+        .iter()
+        .filter(|p| p.kind == NodeKind::Worker && !known.contains(p.pod_type.as_str()))
+        .map(|p| (*p).clone())
+        .collect();
+    if !strays.is_empty() {
+        out.notes.push(note(
+            "RemovedPodType",
+            format!(
+                "deleting {} worker(s) of pod types no longer configured",
+                strays.len()
+            ),
+        ));
+        out.delete.extend(strays);
+    }
+
+    out.head_ready = !head_restarted && head.is_some_and(|h| h.ready);
+    let recovering = out.phase == Some(Phase::AutoscalingExceptionRecovery)
+        || (input.previous.phase == Some(Phase::AutoscalingExceptionRecovery) && !out.head_ready);
+    out.phase = Some(if recovering {
+        Phase::AutoscalingExceptionRecovery
+    } else if out.head_ready && settled && !out.notes.iter().any(|n| n.reason == "ReplacingWorkers")
+    {
+        Phase::Running
+    } else {
+        Phase::Updating
+    });
+    out
+}
+
+fn note(reason: &'static str, message: String) -> Note {
+    Note {
+        reason,
+        message,
+        warning: false,
+    }
+}
+
+/// Keeps exactly one current head. Returns the head that stays (if any) and
+/// whether the Ray cluster restarts in this round (its workers go with it).
+fn plan_head<'a>(
+    input: &PlanInput,
+    live: &[&'a ObservedPod],
+    out: &mut PodPlan,
+    new_suffix: &mut dyn FnMut() -> String,
+) -> (Option<&'a ObservedPod>, bool) {
+    let cluster = input.cluster;
+    let wanted = &cluster.head.launch_hash;
+    let mut heads: Vec<&ObservedPod> = live
+        .iter()
+        .copied()
+        .filter(|p| p.kind == NodeKind::Head)
+        .collect();
+    // Best first: current config, running, ready, oldest.
+    heads.sort_by_key(|p| {
+        (
+            &p.launch_hash != wanted,
+            p.state != PodState::Running,
+            !p.ready,
+            p.created,
+        )
+    });
+    let keep = heads
+        .first()
+        .copied()
+        .filter(|h| h.state != PodState::Finished);
+    out.delete.extend(
+        heads
+            .iter()
+            .skip(usize::from(keep.is_some()))
+            .map(|p| (*p).clone()),
+    );
+
+    let had_head = input.previous.head_launch_config.is_some();
+    let reason = match keep {
+        Some(h) if &h.launch_hash != wanted => Some(Restart::ConfigChanged),
+        Some(h) if input.head_unhealthy && h.state == PodState::Running => Some(Restart::Unhealthy),
+        Some(_) => None,
+        None if heads.iter().any(|h| h.state == PodState::Finished) => Some(Restart::HeadFailed),
+        None if had_head => Some(Restart::HeadLost),
+        None => Some(Restart::FirstStart),
+    };
+    let Some(reason) = reason else {
+        out.head_launch_config = Some(wanted.clone());
+        return (keep, false);
+    };
+    if let Some(h) = keep {
+        out.delete.push(h.clone());
+    }
+    let name = super::build::pod_name(cluster, &cluster.head, &new_suffix());
+    out.create.push(NewPod {
+        kind: NodeKind::Head,
+        pod_type: cluster.head.name.clone(),
+        name: name.clone(),
+    });
+    out.head_launch_config = Some(wanted.clone());
+    match reason {
+        Restart::FirstStart => {
+            out.notes
+                .push(note("CreatedHead", format!("creating head pod {name}")));
+            (None, false)
+        }
+        Restart::ConfigChanged => {
+            out.notes.push(note(
+                "Restarting",
+                format!(
+                    "head pod type {} changed: restarting the Ray cluster with head {name}",
+                    cluster.head.name
+                ),
+            ));
+            (None, true)
+        }
+        failure => {
+            out.autoscaler_retries += 1;
+            out.phase = Some(Phase::AutoscalingExceptionRecovery);
+            out.notes.push(Note {
+                reason: "HeadFailed",
+                message: format!(
+                    "{}: restarting the Ray cluster with head {name}",
+                    failure.describe()
+                ),
+                warning: true,
+            });
+            (None, true)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Restart {
+    FirstStart,
+    ConfigChanged,
+    HeadFailed,
+    HeadLost,
+    Unhealthy,
+}
+
+impl Restart {
+    fn describe(self) -> &'static str {
+        match self {
+            Restart::HeadFailed => "the head pod failed",
+            Restart::HeadLost => "the head pod is gone",
+            Restart::Unhealthy => "the head's Ray is unreachable",
+            Restart::FirstStart | Restart::ConfigChanged => "",
+        }
+    }
+}
+
+/// What the head's plan means for the workers of each type.
+#[derive(Clone, Copy)]
+struct WorkerRound {
+    desired: i32,
+    head_restarted: bool,
+    head_running: bool,
+}
+
+/// The workers of one pod type: replace outdated and finished ones, then
+/// create or delete to reach the wanted count.
+fn plan_workers(
+    input: &PlanInput,
+    pod_type: &ValidatedPodType,
+    live: &[&ObservedPod],
+    round: WorkerRound,
+    out: &mut PodPlan,
+    new_suffix: &mut dyn FnMut() -> String,
+) -> PodTypeStatus {
+    let WorkerRound {
+        desired,
+        head_restarted,
+        head_running,
+    } = round;
+    let mine: Vec<&ObservedPod> = live
+        .iter()
+        .copied()
+        .filter(|p| p.kind == NodeKind::Worker && p.pod_type == pod_type.name)
+        .collect();
+    let status = |ready| PodTypeStatus {
+        name: pod_type.name.clone(),
+        desired_workers: desired,
+        ready_workers: ready,
+    };
+    if head_restarted {
+        // Workers belong to the old Ray cluster; new ones join the new head once it runs.
+        out.delete.extend(mine.iter().map(|p| (*p).clone()));
+        return status(0);
+    }
+    let (mut current, stale): (Vec<&ObservedPod>, Vec<&ObservedPod>) = mine
+        .into_iter()
+        .partition(|p| p.launch_hash == pod_type.launch_hash && p.state != PodState::Finished);
+    let outdated = stale
+        .iter()
+        .filter(|p| p.state != PodState::Finished)
+        .count();
+    if outdated > 0 {
+        out.notes.push(note(
+            "ReplacingWorkers",
+            format!(
+                "pod type {} changed: replacing {outdated} worker(s)",
+                pod_type.name
+            ),
+        ));
+    }
+    out.delete.extend(stale.into_iter().cloned());
+
+    let count = current.len() as i32;
+    if count < desired && head_running {
+        let names: Vec<String> = (count..desired)
+            .map(|_| super::build::pod_name(input.cluster, pod_type, &new_suffix()))
+            .collect();
+        out.notes.push(note(
+            "CreatedWorkers",
+            format!(
+                "creating {} worker(s) of type {}: {}",
+                names.len(),
+                pod_type.name,
+                names.join(", ")
+            ),
+        ));
+        out.create.extend(names.into_iter().map(|name| NewPod {
+            kind: NodeKind::Worker,
+            pod_type: pod_type.name.clone(),
+            name,
+        }));
+    } else if count > desired {
+        let remove = input.scaling.map(|s| &s.remove);
+        // Drained first, then not ready, then newest.
+        current.sort_by_key(|p| {
+            (
+                !remove.is_some_and(|r| r.contains(&p.name)),
+                p.ready,
+                std::cmp::Reverse(p.created),
+            )
+        });
+        let surplus: Vec<ObservedPod> = current
+            .drain(..(count - desired) as usize)
+            .cloned()
+            .collect();
+        out.notes.push(note(
+            "DeletedWorkers",
+            format!(
+                "deleting {} worker(s) of type {}: {}",
+                surplus.len(),
+                pod_type.name,
+                surplus
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+        out.delete.extend(surplus);
+    }
+    status(current.iter().filter(|p| p.ready).count() as i32)
+}
+
+/// Workers wanted per worker pod type, in `cluster.workers` order: the
+/// autoscaler's wish (else minWorkers) within minWorkers..=maxWorkers, then
+/// trimmed from the last type down until the cluster's maxWorkers holds.
+/// Validation guarantees the minimums alone fit.
+pub fn desired_workers(cluster: &ValidatedCluster, scaling: Option<&Scaling>) -> Vec<i32> {
+    let mut desired: Vec<i32> = cluster
+        .workers
+        .iter()
+        .map(|t| {
+            let wanted = scaling
+                .and_then(|s| s.desired.get(&t.name))
+                .copied()
+                .unwrap_or(t.min_workers);
+            wanted.clamp(t.min_workers, t.max_workers)
+        })
+        .collect();
+    if let Some(max) = cluster.max_workers {
+        let mut excess = desired.iter().sum::<i32>() - max;
+        for (count, pod_type) in desired.iter_mut().zip(&cluster.workers).rev() {
+            let cut = excess.clamp(0, *count - pod_type.min_workers);
+            *count -= cut;
+            excess -= cut;
+        }
+    }
+    desired
+}

@@ -1,0 +1,128 @@
+//! Status: the RayCluster's `status` computed from a plan (or a spec error)
+//! and the previous status. Pure; `now` is passed in.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::plan::PodPlan;
+use super::validate::SpecError;
+use crate::api::{Phase, RayClusterStatus};
+
+/// The status after a reconcile that planned `plan`.
+pub fn from_plan(
+    previous: &RayClusterStatus,
+    plan: &PodPlan,
+    generation: Option<i64>,
+    now: Time,
+) -> RayClusterStatus {
+    let mut status = RayClusterStatus {
+        phase: plan.phase,
+        autoscaler_retries: plan.autoscaler_retries,
+        observed_generation: generation,
+        desired_workers: plan.pod_types.iter().map(|t| t.desired_workers).sum(),
+        ready_workers: plan.pod_types.iter().map(|t| t.ready_workers).sum(),
+        pod_types: plan.pod_types.clone(),
+        head_launch_config: plan.head_launch_config.clone(),
+        autoscaler: previous.autoscaler.clone(),
+        conditions: previous.conditions.clone(),
+    };
+    let head = if plan.head_ready {
+        ("True", "HeadRunning", "the head pod is running and ready")
+    } else {
+        (
+            "False",
+            "HeadNotReady",
+            "the head pod is starting or being replaced",
+        )
+    };
+    let short: Vec<String> = plan
+        .pod_types
+        .iter()
+        .filter(|t| t.ready_workers < t.desired_workers)
+        .map(|t| {
+            format!(
+                "{}: {}/{} ready",
+                t.name, t.ready_workers, t.desired_workers
+            )
+        })
+        .collect();
+    let workers = if short.is_empty() {
+        (
+            "True",
+            "AllReady",
+            "every pod type has its wanted workers ready".to_string(),
+        )
+    } else {
+        ("False", "WorkersStarting", short.join("; "))
+    };
+    let conditions = [
+        (
+            "Valid",
+            "True",
+            "SpecAccepted",
+            "the spec is valid".to_string(),
+        ),
+        ("HeadReady", head.0, head.1, head.2.to_string()),
+        ("WorkersReady", workers.0, workers.1, workers.2),
+    ];
+    for (type_, value, reason, message) in conditions {
+        set_condition(
+            &mut status.conditions,
+            type_,
+            value,
+            reason,
+            &message,
+            generation,
+            &now,
+        );
+    }
+    status
+}
+
+/// The status of a cluster whose spec cannot be acted on: `Error`, with the
+/// reason in the `Valid` condition; everything else as it was.
+pub fn from_spec_error(
+    previous: &RayClusterStatus,
+    error: &SpecError,
+    generation: Option<i64>,
+    now: Time,
+) -> RayClusterStatus {
+    let mut status = previous.clone();
+    status.phase = Some(Phase::Error);
+    status.observed_generation = generation;
+    set_condition(
+        &mut status.conditions,
+        "Valid",
+        "False",
+        "InvalidSpec",
+        &error.to_string(),
+        generation,
+        &now,
+    );
+    status
+}
+
+/// Sets a condition, keeping its transition time while its value stays the same.
+fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let transition = conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == value)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    conditions.retain(|c| c.type_ != type_);
+    conditions.push(Condition {
+        type_: type_.to_string(),
+        status: value.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: transition,
+    });
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+}

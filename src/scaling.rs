@@ -1,0 +1,69 @@
+//! The board between the per-cluster autoscaler tasks and the reconciler.
+//!
+//! An autoscaler task posts what it wants of its cluster's workers (and
+//! whether the head's Ray answers); the reconciler reads it when it plans.
+//! Posting a changed view triggers a reconcile of that cluster at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::channel::mpsc;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{AutoscalerStatus, RayCluster};
+use crate::reconcile::plan::Scaling;
+
+/// What an autoscaler task last concluded about its cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AutoscalerView {
+    pub scaling: Scaling,
+    /// The head pod runs but its GCS has not answered for longer than the grace period.
+    pub head_unhealthy: bool,
+    pub status: AutoscalerStatus,
+}
+
+/// Views by cluster key (`namespace/name`), and the channel that asks the
+/// controller to reconcile a cluster.
+pub struct Board {
+    views: Mutex<HashMap<String, AutoscalerView>>,
+    trigger: mpsc::UnboundedSender<ObjectRef<RayCluster>>,
+}
+
+impl Board {
+    /// A board and the stream of reconcile requests it emits.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<RayCluster>>) {
+        let (trigger, requests) = mpsc::unbounded();
+        (
+            Board {
+                views: Mutex::new(HashMap::new()),
+                trigger,
+            },
+            requests,
+        )
+    }
+
+    pub fn view(&self, key: &str) -> Option<AutoscalerView> {
+        self.views.lock().expect("board lock").get(key).cloned()
+    }
+
+    /// Posts a view; a change asks for a reconcile of the cluster.
+    pub fn post(&self, key: &str, view: AutoscalerView) {
+        let changed = self
+            .views
+            .lock()
+            .expect("board lock")
+            .insert(key.to_string(), view.clone())
+            != Some(view);
+        if changed {
+            if let Some((namespace, name)) = key.split_once('/') {
+                let _ = self
+                    .trigger
+                    .unbounded_send(ObjectRef::new(name).within(namespace));
+            }
+        }
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.views.lock().expect("board lock").remove(key);
+    }
+}
