@@ -14,3 +14,11 @@ cluster-up:
 cluster-down:
 	hack/cluster-down.sh
 # --- end local control plane ---
+
+# --- Ray for the GCS tests (hack/install-ray.sh; tests/ray_gcs.rs) ---
+.PHONY: ray
+
+# Install the pinned Ray versions into cached virtualenvs (~/.cache/ray-operator/ray-<version>/venv).
+ray:
+	hack/install-ray.sh
+# --- end Ray ---

@@ -1,0 +1,654 @@
+//! A small client for the Ray GCS calls the autoscaler needs.
+//!
+//! Replies are turned into plain domain types ([`ClusterState`], [`RayNode`], ...):
+//! nothing outside this module (and tests' fake GCS) sees the prost types.
+//!
+//! Every call carries the `ray_cluster_id` metadata (hex of the id from
+//! `GetClusterId`, fetched on first use) and, if configured, `authorization:
+//! Bearer <token>`. A call refused with `UNAUTHENTICATED` / `WrongClusterID`
+//! means the head restarted with a new id: the id is re-read once and the call
+//! retried. The channel is lazy, so a head that is down shows up as a quick
+//! per-call error, never as a hang (connect ~1 s, call ~2 s by default).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use super::proto::autoscaler as pb;
+use super::proto::autoscaler::autoscaler_state_service_client::AutoscalerStateServiceClient;
+use super::proto::ray_rpc;
+use super::proto::ray_rpc::internal_kv_gcs_service_client::InternalKvGcsServiceClient;
+use super::proto::ray_rpc::node_info_gcs_service_client::NodeInfoGcsServiceClient;
+pub use super::resources::ResourceBundle;
+
+/// Internal KV key under which `ray.autoscaler.sdk.request_resources` stores its
+/// bundles (a JSON list) when Ray's autoscaler v2 is off (the default).
+pub const RESOURCE_REQUEST_KV_KEY: &str = "autoscaler_resource_request";
+
+/// How to reach one cluster's GCS.
+#[derive(Clone, Debug)]
+pub struct GcsOptions {
+    /// `host:port` of the GCS (the head's port 6379 by default).
+    pub address: String,
+    /// Ray auth token, for heads run with `RAY_AUTH_MODE=token`.
+    pub auth_token: Option<String>,
+    pub connect_timeout: Duration,
+    pub call_timeout: Duration,
+}
+
+impl GcsOptions {
+    /// Options with the default timeouts (connect 1 s, call 2 s) and no token.
+    pub fn new(address: impl Into<String>) -> Self {
+        GcsOptions {
+            address: address.into(),
+            auth_token: None,
+            connect_timeout: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A failed GCS call, naming the address and the call.
+#[derive(Debug, thiserror::Error)]
+pub enum GcsError {
+    #[error("GCS address {address:?} is invalid: {source}")]
+    InvalidAddress {
+        address: String,
+        source: tonic::transport::Error,
+    },
+    #[error("GCS {address}: {call} failed: {code:?}: {message}")]
+    Status {
+        address: String,
+        call: &'static str,
+        code: Code,
+        message: String,
+    },
+    #[error("GCS {address}: {call} timed out after {timeout:?}")]
+    Timeout {
+        address: String,
+        call: &'static str,
+        timeout: Duration,
+    },
+    #[error("GCS {address}: {call}: {message}")]
+    Reply {
+        address: String,
+        call: &'static str,
+        message: String,
+    },
+    #[error("invalid Ray node id {node_id:?} (want hex)")]
+    NodeId { node_id: String },
+}
+
+impl GcsError {
+    /// The head could not be reached (down, restarting, or the network): the
+    /// caller should retry later rather than act on the cluster.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            GcsError::Timeout { .. } => true,
+            GcsError::Status { code, .. } => matches!(
+                code,
+                Code::Unavailable | Code::DeadlineExceeded | Code::Unknown
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Ray's view of one node, from `GetClusterResourceState`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RayNode {
+    /// Hex of the node id, as `DrainNode` takes it and `ray status` shows it.
+    pub node_id: String,
+    /// `RAY_CLOUD_INSTANCE_ID` of the node: the worker pod's name.
+    pub instance_id: String,
+    /// `RAY_NODE_TYPE_NAME` of the node: the pod type.
+    pub node_type: String,
+    pub ip: String,
+    pub total: ResourceBundle,
+    pub available: ResourceBundle,
+    pub status: NodeStatus,
+    /// How long the node has been idle (0 while busy).
+    pub idle_ms: i64,
+}
+
+/// A Ray node's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeStatus {
+    Unspecified,
+    Running,
+    Idle,
+    Draining,
+    Dead,
+}
+
+/// A pending placement group: all bundles must be placed at once.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Gang {
+    pub bundles: Vec<ResourceBundle>,
+    /// Bundles carry an anti-affinity constraint (STRICT_SPREAD): each needs its own node.
+    pub strict_spread: bool,
+    /// Ray's description (placement group id, strategy).
+    pub details: String,
+}
+
+/// What the cluster has and needs, from `GetClusterResourceState` plus the
+/// `request_resources` bundles from the internal KV.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ClusterState {
+    /// `cluster_resource_state_version`, to echo in [`AutoscalerReport`].
+    pub version: i64,
+    /// Live and recently dead nodes (the head included).
+    pub nodes: Vec<RayNode>,
+    /// Queued task/actor demand: a shape and how many of it.
+    pub pending: Vec<(ResourceBundle, u64)>,
+    /// Pending placement groups.
+    pub gangs: Vec<Gang>,
+    /// `request_resources`: bundles the cluster's total capacity must hold
+    /// (expanded, one entry per bundle).
+    pub constraints: Vec<ResourceBundle>,
+}
+
+/// Outcome of `DrainNode`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainOutcome {
+    pub accepted: bool,
+    pub rejection: String,
+}
+
+/// Why a node is drained (Ray's `DrainNodeReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainReason {
+    /// Idle scale-down: Ray rejects it if the node is busy.
+    IdleTermination,
+    /// The node goes away regardless (above max, removed type): Ray accepts it.
+    Preemption,
+}
+
+/// What the autoscaler decided, for `ray status` (`ReportAutoscalingState`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct AutoscalerReport {
+    /// The [`ClusterState::version`] the decision was based on.
+    pub last_seen_version: i64,
+    /// Increase on every report.
+    pub autoscaler_version: i64,
+    /// Pods requested, not yet created: pod type and count.
+    pub launching: Vec<(String, u32)>,
+    /// Pods created, not yet a Ray node: pod type and pod name.
+    pub pending_pods: Vec<(String, String)>,
+    /// Demand no pod type can hold.
+    pub infeasible: Vec<ResourceBundle>,
+}
+
+/// A client for one cluster's GCS. Cheap to share (`&self` methods); keep one per cluster.
+pub struct GcsClient {
+    opts: GcsOptions,
+    channel: Channel,
+    cluster_id: Mutex<Option<String>>,
+}
+
+impl GcsClient {
+    /// A client with a lazy channel: fails only on a malformed address.
+    pub fn new(opts: GcsOptions) -> Result<Self, GcsError> {
+        let endpoint = Endpoint::from_shared(format!("http://{}", opts.address))
+            .map_err(|source| GcsError::InvalidAddress {
+                address: opts.address.clone(),
+                source,
+            })?
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.call_timeout);
+        Ok(GcsClient {
+            channel: endpoint.connect_lazy(),
+            opts,
+            cluster_id: Mutex::new(None),
+        })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.opts.address
+    }
+
+    /// The cluster id (28 bytes) as hex; also remembered for the metadata.
+    pub async fn cluster_id(&self) -> Result<String, GcsError> {
+        let reply = self
+            .raw_call("GetClusterId", None, ray_rpc::GetClusterIdRequest {}, |ch, req| async move {
+                NodeInfoGcsServiceClient::new(ch).get_cluster_id(req).await
+            })
+            .await?;
+        self.check_gcs_status("GetClusterId", reply.status.as_ref())?;
+        let id = to_hex(&reply.cluster_id);
+        *self.cluster_id.lock().expect("cluster id lock") = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Nodes, demand and constraints: `GetClusterResourceState` plus the
+    /// `request_resources` bundles from the internal KV (used when the GCS
+    /// reports no constraint itself, i.e. Ray's autoscaler v2 is off).
+    pub async fn cluster_state(&self) -> Result<ClusterState, GcsError> {
+        let reply = self
+            .call(
+                "GetClusterResourceState",
+                pb::GetClusterResourceStateRequest::default(),
+                |ch, req| async move {
+                    AutoscalerStateServiceClient::new(ch)
+                        .get_cluster_resource_state(req)
+                        .await
+                },
+            )
+            .await?;
+        let mut state = convert_state(reply.cluster_resource_state.unwrap_or_default());
+        if state.constraints.is_empty() {
+            state.constraints = self.resource_request().await?;
+        }
+        Ok(state)
+    }
+
+    /// The bundles last set by `ray.autoscaler.sdk.request_resources` (KV key
+    /// [`RESOURCE_REQUEST_KV_KEY`]); empty if never set.
+    pub async fn resource_request(&self) -> Result<Vec<ResourceBundle>, GcsError> {
+        const CALL: &str = "InternalKVGet";
+        let req = ray_rpc::InternalKvGetRequest {
+            key: RESOURCE_REQUEST_KV_KEY.as_bytes().to_vec(),
+            namespace: vec![],
+        };
+        let reply = self
+            .call(CALL, req, |ch, req| async move {
+                InternalKvGcsServiceClient::new(ch)
+                    .internal_kv_get(req)
+                    .await
+            })
+            .await?;
+        // A missing key is reported as NotFound (code 17) in the GcsStatus.
+        if reply.status.as_ref().is_some_and(|s| s.code != 0) || reply.value.is_empty() {
+            return Ok(vec![]);
+        }
+        parse_resource_request(&reply.value).map_err(|message| self.reply_error(CALL, message))
+    }
+
+    /// Asks Ray to drain a node; for [`DrainReason::IdleTermination`] Ray
+    /// refuses a busy node. After acceptance the raylet exits (~2 s) and the
+    /// pod should be deleted. `deadline_ms` is a unix timestamp (0: none).
+    pub async fn drain_node(
+        &self,
+        node_id_hex: &str,
+        reason: DrainReason,
+        message: &str,
+        deadline_ms: i64,
+    ) -> Result<DrainOutcome, GcsError> {
+        let node_id = from_hex(node_id_hex).ok_or_else(|| GcsError::NodeId {
+            node_id: node_id_hex.into(),
+        })?;
+        let reason = match reason {
+            DrainReason::IdleTermination => pb::DrainNodeReason::IdleTermination,
+            DrainReason::Preemption => pb::DrainNodeReason::Preemption,
+        };
+        let req = pb::DrainNodeRequest {
+            node_id,
+            reason: reason as i32,
+            reason_message: message.into(),
+            deadline_timestamp_ms: deadline_ms,
+        };
+        let reply = self
+            .call("DrainNode", req, |ch, req| async move {
+                AutoscalerStateServiceClient::new(ch).drain_node(req).await
+            })
+            .await?;
+        Ok(DrainOutcome {
+            accepted: reply.is_accepted,
+            rejection: reply.rejection_reason_message,
+        })
+    }
+
+    /// Tells Ray what the autoscaler is doing (shown by `ray status`).
+    pub async fn report_state(&self, report: &AutoscalerReport) -> Result<(), GcsError> {
+        let state = pb::AutoscalingState {
+            last_seen_cluster_resource_state_version: report.last_seen_version,
+            autoscaler_state_version: report.autoscaler_version,
+            pending_instance_requests: report
+                .launching
+                .iter()
+                .map(|(t, n)| pb::PendingInstanceRequest {
+                    instance_type_name: t.clone(),
+                    ray_node_type_name: t.clone(),
+                    count: i32::try_from(*n).unwrap_or(i32::MAX),
+                    request_ts: 0,
+                })
+                .collect(),
+            infeasible_resource_requests: report.infeasible.iter().map(to_request).collect(),
+            pending_instances: report
+                .pending_pods
+                .iter()
+                .map(|(t, pod)| pb::PendingInstance {
+                    instance_type_name: t.clone(),
+                    ray_node_type_name: t.clone(),
+                    instance_id: pod.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let req = pb::ReportAutoscalingStateRequest {
+            autoscaling_state: Some(state),
+        };
+        self.call("ReportAutoscalingState", req, |ch, req| async move {
+            AutoscalerStateServiceClient::new(ch)
+                .report_autoscaling_state(req)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the cluster resource constraint directly (what `request_resources`
+    /// does under autoscaler v2); mostly for tests. Replaces any earlier one.
+    pub async fn request_cluster_resource_constraint(
+        &self,
+        bundles: &[(ResourceBundle, u64)],
+    ) -> Result<(), GcsError> {
+        let constraint = pb::ClusterResourceConstraint {
+            resource_requests: bundles
+                .iter()
+                .map(|(b, n)| pb::ResourceRequestByCount {
+                    request: Some(to_request(b)),
+                    count: *n as i64,
+                })
+                .collect(),
+        };
+        let req = pb::RequestClusterResourceConstraintRequest {
+            cluster_resource_constraint: Some(constraint),
+        };
+        self.call(
+            "RequestClusterResourceConstraint",
+            req,
+            |ch, req| async move {
+                AutoscalerStateServiceClient::new(ch)
+                    .request_cluster_resource_constraint(req)
+                    .await
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A call with the cluster id metadata; re-reads the id once if the GCS
+    /// says it is wrong (the head restarted).
+    async fn call<Req, Rep, F, Fut>(
+        &self,
+        call: &'static str,
+        req: Req,
+        f: F,
+    ) -> Result<Rep, GcsError>
+    where
+        Req: Clone,
+        F: Fn(Channel, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Rep>, Status>>,
+    {
+        let known = self.cluster_id.lock().expect("cluster id lock").clone();
+        let id = match known {
+            Some(id) => id,
+            None => self.cluster_id().await?,
+        };
+        match self.raw_call(call, Some(&id), req.clone(), &f).await {
+            Err(GcsError::Status {
+                code: Code::Unauthenticated,
+                ref message,
+                ..
+            }) if message.contains("WrongClusterID") => {
+                tracing::info!(address = %self.opts.address, call, "GCS cluster id changed (head restarted); re-reading it");
+                let id = self.cluster_id().await?;
+                self.raw_call(call, Some(&id), req, &f).await
+            }
+            other => other,
+        }
+    }
+
+    async fn raw_call<Req, Rep, F, Fut>(
+        &self,
+        call: &'static str,
+        id: Option<&str>,
+        req: Req,
+        f: F,
+    ) -> Result<Rep, GcsError>
+    where
+        F: Fn(Channel, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Rep>, Status>>,
+    {
+        let mut request = Request::new(req);
+        request.set_timeout(self.opts.call_timeout);
+        let md = request.metadata_mut();
+        if let Some(id) = id {
+            md.insert(
+                "ray_cluster_id",
+                MetadataValue::try_from(id).expect("hex is valid metadata"),
+            );
+        }
+        if let Some(token) = &self.opts.auth_token {
+            let value = MetadataValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| self.reply_error(call, "auth token is not valid metadata".into()))?;
+            md.insert("authorization", value);
+        }
+        // The endpoint has the same timeout; this also bounds connecting.
+        let budget = self.opts.call_timeout + self.opts.connect_timeout;
+        match tokio::time::timeout(budget, f(self.channel.clone(), request)).await {
+            Err(_) => Err(GcsError::Timeout {
+                address: self.opts.address.clone(),
+                call,
+                timeout: budget,
+            }),
+            Ok(Err(status)) => Err(GcsError::Status {
+                address: self.opts.address.clone(),
+                call,
+                code: status.code(),
+                message: status.message().to_string(),
+            }),
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+        }
+    }
+
+    fn check_gcs_status(
+        &self,
+        call: &'static str,
+        status: Option<&ray_rpc::GcsStatus>,
+    ) -> Result<(), GcsError> {
+        match status {
+            Some(s) if s.code != 0 => {
+                Err(self.reply_error(call, format!("status {}: {}", s.code, s.message)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn reply_error(&self, call: &'static str, message: String) -> GcsError {
+        GcsError::Reply {
+            address: self.opts.address.clone(),
+            call,
+            message,
+        }
+    }
+}
+
+fn to_request(bundle: &ResourceBundle) -> pb::ResourceRequest {
+    pb::ResourceRequest {
+        resources_bundle: bundle.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        placement_constraints: vec![],
+    }
+}
+
+fn bundle_of(req: Option<&pb::ResourceRequest>) -> ResourceBundle {
+    req.map(|r| {
+        r.resources_bundle
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Converts Ray's reply to the domain types.
+fn convert_state(s: pb::ClusterResourceState) -> ClusterState {
+    let nodes = s
+        .node_states
+        .into_iter()
+        .map(|n| RayNode {
+            node_id: to_hex(&n.node_id),
+            status: match pb::NodeStatus::try_from(n.status) {
+                Ok(pb::NodeStatus::Running) => NodeStatus::Running,
+                Ok(pb::NodeStatus::Idle) => NodeStatus::Idle,
+                Ok(pb::NodeStatus::Draining) => NodeStatus::Draining,
+                Ok(pb::NodeStatus::Dead) => NodeStatus::Dead,
+                _ => NodeStatus::Unspecified,
+            },
+            instance_id: n.instance_id,
+            node_type: n.ray_node_type_name,
+            ip: n.node_ip_address,
+            total: n.total_resources.into_iter().collect(),
+            available: n.available_resources.into_iter().collect(),
+            idle_ms: n.idle_duration_ms,
+        })
+        .collect();
+    let pending = s
+        .pending_resource_requests
+        .iter()
+        .map(|r| (bundle_of(r.request.as_ref()), r.count.max(0) as u64))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let gangs = s
+        .pending_gang_resource_requests
+        .iter()
+        .map(|g| Gang {
+            bundles: g.requests.iter().map(|r| bundle_of(Some(r))).collect(),
+            strict_spread: g.requests.iter().any(|r| {
+                r.placement_constraints
+                    .iter()
+                    .any(|c| c.anti_affinity.is_some())
+            }),
+            details: g.details.clone(),
+        })
+        .collect();
+    let constraints = s
+        .cluster_resource_constraints
+        .iter()
+        .flat_map(|c| &c.resource_requests)
+        .flat_map(|r| std::iter::repeat_n(bundle_of(r.request.as_ref()), r.count.max(0) as usize))
+        .collect();
+    ClusterState {
+        version: s.cluster_resource_state_version,
+        nodes,
+        pending,
+        gangs,
+        constraints,
+    }
+}
+
+/// Parses the KV value of `request_resources`: a JSON list of bundles.
+pub fn parse_resource_request(value: &[u8]) -> Result<Vec<ResourceBundle>, String> {
+    let raw: Vec<BTreeMap<String, f64>> = serde_json::from_slice(value)
+        .map_err(|e| format!("request_resources value is not a list of bundles: {e}"))?;
+    Ok(raw
+        .into_iter()
+        .map(|b| b.into_iter().filter(|(_, v)| *v > 0.0).collect())
+        .filter(|b: &ResourceBundle| !b.is_empty())
+        .collect())
+}
+
+/// Lower-case hex of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of a hex string, `None` if it is not hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoscaler::resources::bundle;
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(to_hex(&[0, 1, 0xab]), "0001ab");
+        assert_eq!(from_hex("0001ab"), Some(vec![0, 1, 0xab]));
+        assert_eq!(from_hex("0g"), None);
+        assert_eq!(from_hex("abc"), None);
+    }
+
+    #[test]
+    fn kv_request_parses() {
+        let v = br#"[{"CPU": 1}, {"CPU": 1}, {"GPU": 1, "CPU": 0}]"#;
+        assert_eq!(
+            parse_resource_request(v).unwrap(),
+            vec![
+                bundle([("CPU", 1.0)]),
+                bundle([("CPU", 1.0)]),
+                bundle([("GPU", 1.0)])
+            ]
+        );
+        assert!(parse_resource_request(b"{}").is_err());
+    }
+
+    #[test]
+    fn converts_reply() {
+        let req = |cpu: f64, anti: bool| pb::ResourceRequest {
+            resources_bundle: [("CPU".to_string(), cpu)].into(),
+            placement_constraints: if anti {
+                vec![pb::PlacementConstraint {
+                    anti_affinity: Some(pb::AntiAffinityConstraint {
+                        label_name: "_PG_x".into(),
+                        label_value: "".into(),
+                    }),
+                    affinity: None,
+                }]
+            } else {
+                vec![]
+            },
+        };
+        let s = pb::ClusterResourceState {
+            cluster_resource_state_version: 7,
+            node_states: vec![pb::NodeState {
+                node_id: vec![0xab, 0xcd],
+                instance_id: "pod-1".into(),
+                ray_node_type_name: "cpu".into(),
+                status: pb::NodeStatus::Idle as i32,
+                idle_duration_ms: 1234,
+                total_resources: [("CPU".to_string(), 2.0)].into(),
+                ..Default::default()
+            }],
+            pending_resource_requests: vec![pb::ResourceRequestByCount {
+                request: Some(req(4.0, false)),
+                count: 3,
+            }],
+            pending_gang_resource_requests: vec![pb::GangResourceRequest {
+                requests: vec![req(1.0, true), req(1.0, true)],
+                details: "pg".into(),
+            }],
+            cluster_resource_constraints: vec![pb::ClusterResourceConstraint {
+                resource_requests: vec![pb::ResourceRequestByCount {
+                    request: Some(req(1.0, false)),
+                    count: 2,
+                }],
+            }],
+            ..Default::default()
+        };
+        let c = convert_state(s);
+        assert_eq!(c.version, 7);
+        assert_eq!(c.nodes[0].node_id, "abcd");
+        assert_eq!(c.nodes[0].status, NodeStatus::Idle);
+        assert_eq!(c.nodes[0].idle_ms, 1234);
+        assert_eq!(c.pending, vec![(bundle([("CPU", 4.0)]), 3)]);
+        assert!(c.gangs[0].strict_spread);
+        assert_eq!(c.gangs[0].bundles.len(), 2);
+        assert_eq!(c.constraints, vec![bundle([("CPU", 1.0)]); 2]);
+    }
+}

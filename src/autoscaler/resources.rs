@@ -1,0 +1,241 @@
+//! Resource bundles and what one node of a pod type offers to Ray.
+//!
+//! A bundle is `{"CPU": 4, "GPU": 1, "memory": 2e9, ...}`, as Ray writes it.
+//! A pod type's node resources follow the legacy operator: CPU and GPU from the
+//! first container's *limits* (millicores rounded up, any key containing `gpu`,
+//! e.g. `nvidia.com/gpu`), Ray `memory` = 70% of the memory limit (Ray keeps 30%
+//! for the object store), then each `rayResources` entry overrides.
+
+use std::collections::BTreeMap;
+
+use crate::api::PodType;
+
+/// Resources by name, as Ray reports and requests them.
+pub type ResourceBundle = BTreeMap<String, f64>;
+
+/// Share of the memory limit Ray advertises as `memory` (the rest is object store).
+pub const RAY_MEMORY_FRACTION: f64 = 0.7;
+
+/// Slack for float comparisons of resource amounts (Ray uses 1e-4 granularity).
+const EPS: f64 = 1e-6;
+
+/// A pod type's container resources could not be read.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ResourceError {
+    #[error("podType {pod_type}: invalid quantity {value:?} for {resource}")]
+    Quantity {
+        pod_type: String,
+        resource: String,
+        value: String,
+    },
+    #[error("podType {pod_type}: more than one container limit matches {resource:?}: {keys:?}")]
+    Ambiguous {
+        pod_type: String,
+        resource: String,
+        keys: Vec<String>,
+    },
+}
+
+/// What one Ray node of this pod type offers: detected from the first
+/// container's limits, overridden by `rayResources`. Zero amounts are dropped.
+pub fn node_resources(pod_type: &PodType) -> Result<ResourceBundle, ResourceError> {
+    let limits = &pod_type.pod_config.spec["containers"][0]["resources"]["limits"];
+    let mut out = ResourceBundle::new();
+    if let Some(limits) = limits.as_object() {
+        for (ray_name, needle) in [("CPU", "cpu"), ("GPU", "gpu"), ("memory", "memory")] {
+            let keys: Vec<&String> = limits
+                .keys()
+                .filter(|k| k.to_lowercase().contains(needle))
+                .collect();
+            let key = match keys.as_slice() {
+                [] => continue,
+                [key] => *key,
+                _ => {
+                    return Err(ResourceError::Ambiguous {
+                        pod_type: pod_type.name.clone(),
+                        resource: needle.into(),
+                        keys: keys.into_iter().cloned().collect(),
+                    });
+                }
+            };
+            let raw = quantity_string(&limits[key]);
+            let bad = || ResourceError::Quantity {
+                pod_type: pod_type.name.clone(),
+                resource: key.clone(),
+                value: raw.clone(),
+            };
+            let amount = parse_quantity(&raw).ok_or_else(bad)?;
+            let amount = if ray_name == "memory" {
+                (amount * RAY_MEMORY_FRACTION).floor()
+            } else {
+                amount.ceil()
+            };
+            out.insert(ray_name.to_string(), amount);
+        }
+    }
+    for (name, value) in &pod_type.ray_resources {
+        out.insert(name.clone(), *value);
+    }
+    out.retain(|_, v| *v > 0.0);
+    Ok(out)
+}
+
+fn quantity_string(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses a Kubernetes quantity (`"1"`, `"500m"`, `"1.5"`, `"1Gi"`, `"512M"`, `"1e3"`).
+pub fn parse_quantity(q: &str) -> Option<f64> {
+    let q = q.trim();
+    const SUFFIXES: [(&str, f64); 13] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (number, factor) = SUFFIXES
+        .iter()
+        .find_map(|(s, f)| q.strip_suffix(s).map(|n| (n, *f)))
+        .or_else(|| q.strip_suffix('P').map(|n| (n, 1e15)))
+        .or_else(|| {
+            q.strip_suffix('E')
+                .filter(|n| !n.is_empty())
+                .map(|n| (n, 1e18))
+        })
+        .unwrap_or((q, 1.0));
+    let value: f64 = number.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some(value * factor)
+}
+
+/// Whether `request` fits into `available` (missing resources count as zero).
+pub fn fits(available: &ResourceBundle, request: &ResourceBundle) -> bool {
+    request
+        .iter()
+        .all(|(k, v)| *v <= EPS || available.get(k).copied().unwrap_or(0.0) + EPS >= *v)
+}
+
+/// Takes `request` out of `available` (call only after [`fits`]).
+pub fn subtract(available: &mut ResourceBundle, request: &ResourceBundle) {
+    for (k, v) in request {
+        if let Some(a) = available.get_mut(k) {
+            *a = (*a - v).max(0.0);
+        }
+    }
+}
+
+/// `{CPU: 4, GPU: 1}`: a short, stable rendering for status and logs.
+pub fn format_bundle(bundle: &ResourceBundle) -> String {
+    let parts: Vec<String> = bundle.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Builds a bundle from literal pairs (handy in tests and callers).
+pub fn bundle<const N: usize>(pairs: [(&str, f64); N]) -> ResourceBundle {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PodConfig;
+    use serde_json::json;
+
+    fn pod_type(limits: serde_json::Value, ray: &[(&str, f64)]) -> PodType {
+        PodType {
+            name: "w".into(),
+            min_workers: 0,
+            max_workers: 1,
+            ray_resources: ray.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            pod_config: PodConfig {
+                spec: json!({"containers": [{"name": "ray", "resources": {"limits": limits}}]}),
+                ..Default::default()
+            },
+            setup_commands: vec![],
+            worker_setup_commands: vec![],
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        for (q, want) in [
+            ("1", 1.0),
+            ("500m", 0.5),
+            ("1.5", 1.5),
+            ("1Gi", 1073741824.0),
+            ("512Mi", 536870912.0),
+            ("1G", 1e9),
+            ("2k", 2000.0),
+            ("1e3", 1000.0),
+        ] {
+            assert_eq!(parse_quantity(q), Some(want), "{q}");
+        }
+        assert_eq!(parse_quantity("abc"), None);
+        assert_eq!(parse_quantity("-1"), None);
+    }
+
+    #[test]
+    fn node_resources_from_limits() {
+        let t = pod_type(
+            json!({"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": 2}),
+            &[],
+        );
+        let want = bundle([
+            ("CPU", 1.0),
+            ("GPU", 2.0),
+            ("memory", (1073741824.0f64 * 0.7).floor()),
+        ]);
+        assert_eq!(node_resources(&t).unwrap(), want);
+        let t = pod_type(json!({"cpu": 4}), &[]);
+        assert_eq!(node_resources(&t).unwrap(), bundle([("CPU", 4.0)]));
+    }
+
+    #[test]
+    fn ray_resources_override_and_zero_dropped() {
+        let t = pod_type(
+            json!({"cpu": "2", "memory": "1Gi"}),
+            &[("CPU", 0.0), ("custom", 3.0)],
+        );
+        let r = node_resources(&t).unwrap();
+        assert_eq!(r.get("CPU"), None);
+        assert_eq!(r.get("custom"), Some(&3.0));
+        assert!(r.contains_key("memory"));
+    }
+
+    #[test]
+    fn bad_limits_are_errors() {
+        let t = pod_type(json!({"cpu": "lots"}), &[]);
+        assert!(matches!(
+            node_resources(&t),
+            Err(ResourceError::Quantity { .. })
+        ));
+        let t = pod_type(json!({"nvidia.com/gpu": 1, "amd.com/gpu": 1}), &[]);
+        assert!(matches!(
+            node_resources(&t),
+            Err(ResourceError::Ambiguous { .. })
+        ));
+    }
+
+    #[test]
+    fn fit_and_subtract() {
+        let mut a = bundle([("CPU", 2.0), ("GPU", 1.0)]);
+        assert!(fits(&a, &bundle([("CPU", 2.0)])));
+        assert!(!fits(&a, &bundle([("CPU", 3.0)])));
+        assert!(!fits(&a, &bundle([("TPU", 1.0)])));
+        assert!(fits(&a, &bundle([("TPU", 0.0)])));
+        subtract(&mut a, &bundle([("CPU", 1.5)]));
+        assert_eq!(a["CPU"], 0.5);
+        assert_eq!(format_bundle(&a), "{CPU: 0.5, GPU: 1}");
+    }
+}
