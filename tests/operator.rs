@@ -1,0 +1,457 @@
+//! End-to-end tests of `ray-operator run` on the local control plane (kwok
+//! makes the pods Running). Each test runs its own operator process as the
+//! chart's ServiceAccount, in its own namespace.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
+use support::cluster::{TestNamespace, shared};
+use support::operator::{Operator, eventually, install_crd, kubectl, render};
+use tokio::sync::RwLock;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Cluster-scoped operators see every namespace: their tests run alone.
+static SCOPE: RwLock<()> = RwLock::const_new(());
+
+async fn setup(test: &str) -> (Client, TestNamespace) {
+    shared();
+    install_crd();
+    let client = shared().client().await;
+    let ns = TestNamespace::new(&client, test).await;
+    (client, ns)
+}
+
+/// Creates a RayCluster from the chart (`clusterOnly`), with extra `--set`s.
+fn create_cluster(name: &str, namespace: &str, sets: &[&str]) {
+    let mut set = vec!["clusterOnly=true"];
+    set.extend_from_slice(sets);
+    let manifest = render(&[name, "-n", namespace, "--set", &set.join(",")]);
+    kubectl(&["apply", "-n", namespace, "-f", "-"], &manifest);
+}
+
+/// Live (not terminating) pods of a cluster, sorted by name.
+async fn pods(client: &Client, ns: &str, cluster: &str) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut pods: Vec<Pod> = api
+        .list(&ListParams::default().labels(&format!("ray-cluster-name={cluster}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    pods.sort_by_key(|p| p.name_any());
+    pods
+}
+
+fn names_of(pods: &[Pod], kind: &str) -> BTreeSet<String> {
+    pods.iter()
+        .filter(|p| p.labels().get("ray-node-type").map(String::as_str) == Some(kind))
+        .map(|p| p.name_any())
+        .collect()
+}
+
+async fn status(client: &Client, ns: &str, name: &str) -> RayClusterStatus {
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), ns);
+    api.get(name).await.unwrap().status.unwrap_or_default()
+}
+
+/// Waits until the cluster is Running with `workers` ready workers and exactly
+/// that many worker pods (and one head); returns its pods.
+async fn running(client: &Client, ns: &str, name: &str, workers: usize) -> Vec<Pod> {
+    eventually(
+        &format!("{ns}/{name} Running with {workers} workers"),
+        WAIT,
+        async || {
+            let s = status(client, ns, name).await;
+            let pods = pods(client, ns, name).await;
+            let ok = s.phase == Some(Phase::Running)
+                && s.ready_workers as usize == workers
+                && names_of(&pods, "head").len() == 1
+                && names_of(&pods, "worker").len() == workers;
+            ok.then_some(pods)
+        },
+    )
+    .await
+}
+
+/// Edits the cluster's spec as a JSON value, then writes the whole spec back.
+async fn edit_spec(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), ns);
+    let mut spec = serde_json::to_value(api.get(name).await.unwrap().spec).unwrap();
+    edit(&mut spec);
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": spec})),
+    )
+    .await
+    .unwrap();
+}
+
+async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaced_operator_runs_its_clusters_and_only_those() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("namespaced").await;
+    let (other_client, other) = setup("namespaced-other").await;
+    let operator = Operator::start("op", &ns.name, true, &[]).await;
+    create_cluster("alpha", &ns.name, &[]);
+    create_cluster("beta", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    create_cluster("gamma", &other.name, &[]);
+
+    let alpha = running(&client, &ns.name, "alpha", 2).await;
+    running(&client, &ns.name, "beta", 1).await;
+    // Pods are named <cluster>-<podtype>-<suffix>, owned by the cluster, labelled.
+    for pod in &alpha {
+        let name = pod.name_any();
+        assert!(
+            name.starts_with("alpha-ray-head-type-") || name.starts_with("alpha-ray-worker-type-"),
+            "{name}"
+        );
+        let owner = &pod.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("RayCluster", "alpha", Some(true))
+        );
+        assert!(pod.labels().contains_key("ray-launch-config"));
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let head = services.get("alpha-ray-head").await.unwrap();
+    let ports: BTreeSet<i32> = head
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .iter()
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(ports, BTreeSet::from([6379, 8000, 8265, 10001]));
+    assert_eq!(
+        services
+            .list(&ListParams::default().labels("ray-cluster-name"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+
+    // The other namespace is not this operator's: no status, no pods.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        status(&other_client, &other.name, "gamma").await.phase,
+        None
+    );
+    assert!(pods(&other_client, &other.name, "gamma").await.is_empty());
+
+    // Log lines about a cluster start with <cluster>,<namespace>.
+    let logs = operator.logs();
+    let prefix = format!("alpha,{} ", ns.name);
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains("creating head pod")),
+        "no line starts with {prefix:?}:\n{logs}"
+    );
+
+    // Deleting a cluster removes its pods and Service (garbage collection), and nothing else.
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
+    api.delete("alpha", &DeleteParams::default()).await.unwrap();
+    eventually("alpha's pods and service gone", WAIT, async || {
+        let gone = pods(&client, &ns.name, "alpha").await.is_empty()
+            && services.get_opt("alpha-ray-head").await.unwrap().is_none();
+        gone.then_some(())
+    })
+    .await;
+    assert_eq!(pods(&client, &ns.name, "beta").await.len(), 2);
+    assert!(services.get_opt("beta-ray-head").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn min_workers_edits_scale_without_restarts() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("scaling").await;
+    let _operator = Operator::start("op", &ns.name, true, &[]).await;
+    create_cluster("c", &ns.name, &[]);
+    let before = running(&client, &ns.name, "c", 2).await;
+    let head = names_of(&before, "head");
+
+    edit_spec(&client, &ns.name, "c", |s| {
+        s["podTypes"][1]["minWorkers"] = 3.into()
+    })
+    .await;
+    let up = running(&client, &ns.name, "c", 3).await;
+    assert_eq!(names_of(&up, "head"), head, "scaling keeps the head");
+    assert!(
+        names_of(&before, "worker").is_subset(&names_of(&up, "worker")),
+        "scaling up keeps the workers"
+    );
+
+    edit_spec(&client, &ns.name, "c", |s| {
+        s["podTypes"][1]["minWorkers"] = 1.into()
+    })
+    .await;
+    let down = running(&client, &ns.name, "c", 1).await;
+    assert_eq!(names_of(&down, "head"), head);
+    assert!(names_of(&down, "worker").is_subset(&names_of(&up, "worker")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_rules_follow_the_seed() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("restarts").await;
+    let _operator = Operator::start("op", &ns.name, true, &[]).await;
+    create_cluster("c", &ns.name, &[]);
+    let start = running(&client, &ns.name, "c", 2).await;
+
+    // rayResources, upscalingSpeed, idleTimeoutMinutes: nothing restarts.
+    edit_spec(&client, &ns.name, "c", |s| {
+        s["podTypes"][1]["rayResources"] = serde_json::json!({"custom": 1});
+        s["upscalingSpeed"] = 2.0.into();
+        s["idleTimeoutMinutes"] = 1.into();
+    })
+    .await;
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
+    let generation = api.get("c").await.unwrap().metadata.generation;
+    eventually("status catches up with the edit", WAIT, async || {
+        (status(&client, &ns.name, "c").await.observed_generation == generation).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        running(&client, &ns.name, "c", 2)
+            .await
+            .iter()
+            .map(|p| p.name_any())
+            .collect::<Vec<_>>(),
+        start.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+
+    // A worker podType's CPU: only its workers are replaced.
+    edit_spec(&client, &ns.name, "c", |s| {
+        s["podTypes"][1]["podConfig"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] =
+            2.into()
+    })
+    .await;
+    let workers_replaced = eventually("workers replaced", WAIT, async || {
+        let pods = pods(&client, &ns.name, "c").await;
+        let s = status(&client, &ns.name, "c").await;
+        let fresh = names_of(&pods, "worker").is_disjoint(&names_of(&start, "worker"))
+            && names_of(&pods, "worker").len() == 2;
+        (fresh && s.phase == Some(Phase::Running) && s.ready_workers == 2).then_some(pods)
+    })
+    .await;
+    assert_eq!(
+        names_of(&workers_replaced, "head"),
+        names_of(&start, "head"),
+        "a worker change keeps the head"
+    );
+
+    // The head podType's memory: the whole Ray cluster restarts.
+    edit_spec(&client, &ns.name, "c", |s| {
+        s["podTypes"][0]["podConfig"]["spec"]["containers"][0]["resources"]["limits"]["memory"] =
+            "2Gi".into()
+    })
+    .await;
+    let restarted = eventually("cluster restarted", WAIT, async || {
+        let pods = pods(&client, &ns.name, "c").await;
+        let s = status(&client, &ns.name, "c").await;
+        let fresh = names_of(&pods, "head").is_disjoint(&names_of(&start, "head"))
+            && names_of(&pods, "worker").is_disjoint(&names_of(&workers_replaced, "worker"))
+            && names_of(&pods, "worker").len() == 2;
+        (fresh && s.phase == Some(Phase::Running) && s.ready_workers == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        restarted.autoscaler_retries, 0,
+        "a config change is not an autoscaling error"
+    );
+    assert!(!events(&client, &ns.name, "Restarting").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_head_is_recovered_and_counted() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("head-loss").await;
+    let _operator = Operator::start("op", &ns.name, true, &[]).await;
+    create_cluster("c", &ns.name, &[]);
+    let start = running(&client, &ns.name, "c", 2).await;
+    let head = names_of(&start, "head").into_iter().next().unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    api.delete(&head, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+
+    let after = eventually("recovered with one retry", WAIT, async || {
+        let s = status(&client, &ns.name, "c").await;
+        (s.phase == Some(Phase::Running) && s.autoscaler_retries == 1 && s.ready_workers == 2)
+            .then_some(())
+    })
+    .await;
+    let _ = after;
+    let now = pods(&client, &ns.name, "c").await;
+    assert!(!names_of(&now, "head").contains(&head), "a new head");
+    assert!(
+        names_of(&now, "worker").is_disjoint(&names_of(&start, "worker")),
+        "workers rejoin the new head"
+    );
+    let warnings = events(&client, &ns.name, "HeadFailed").await;
+    assert_eq!(
+        warnings.first().and_then(|e| e.type_.as_deref()),
+        Some("Warning")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_operator_leaves_no_duplicates_or_orphans() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("crash").await;
+    let mut operator = Operator::start("op", &ns.name, true, &[]).await;
+    for name in ["a", "b", "c"] {
+        create_cluster(name, &ns.name, &["podTypes.rayWorkerType.minWorkers=3"]);
+    }
+    // Kill it while it creates pods, then again after a moment, then let it finish.
+    eventually("some pods exist", WAIT, async || {
+        (!pods(&client, &ns.name, "a").await.is_empty()).then_some(())
+    })
+    .await;
+    operator.restart();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    operator.restart();
+    for name in ["a", "b", "c"] {
+        running(&client, &ns.name, name, 3).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let live: Vec<Pod> = all
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    assert_eq!(
+        live.len(),
+        12,
+        "3 clusters x (1 head + 3 workers), no duplicates: {:?}",
+        live.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+    assert!(
+        live.iter().all(|p| !p.owner_references().is_empty()),
+        "no orphans"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_the_operator_cannot_act_on_is_reported_not_fatal() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("invalid").await;
+    let mut operator = Operator::start("op", &ns.name, true, &[]).await;
+    // Passes the CRD's schema (the pod spec is free-form there) but is no PodSpec.
+    let manifest = render(&["bad", "-n", &ns.name, "--set", "clusterOnly=true"]).replace(
+        "restartPolicy: Never",
+        "restartPolicy: Never\n          hostNetwork: \"maybe\"",
+    );
+    assert!(manifest.contains("hostNetwork"), "fixture edit applied");
+    kubectl(&["apply", "-n", &ns.name, "-f", "-"], &manifest);
+    create_cluster("good", &ns.name, &[]);
+
+    let s = eventually("bad cluster in Error", WAIT, async || {
+        let s = status(&client, &ns.name, "bad").await;
+        (s.phase == Some(Phase::Error)).then_some(s)
+    })
+    .await;
+    let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+    assert_eq!(valid.status, "False");
+    assert!(
+        valid.message.contains("podConfig.spec.hostNetwork"),
+        "{}",
+        valid.message
+    );
+    let event = eventually("an InvalidSpec event", WAIT, async || {
+        events(&client, &ns.name, "InvalidSpec")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    running(&client, &ns.name, "good", 2).await;
+    assert!(pods(&client, &ns.name, "bad").await.is_empty());
+
+    // Fixing the spec brings the cluster up.
+    let fixed = render(&["bad", "-n", &ns.name, "--set", "clusterOnly=true"]);
+    kubectl(&["apply", "-n", &ns.name, "-f", "-"], &fixed);
+    running(&client, &ns.name, "bad", 2).await;
+    operator.kill();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_scoped_and_namespaced_operators_share_the_cluster_safely() {
+    let _scope = SCOPE.write().await;
+    let (client, claimed) = setup("claimed").await;
+    let (_, open) = setup("open").await;
+    let (_, home) = setup("operator-home").await;
+    let namespaced = Operator::start("ns-op", &claimed.name, true, &[]).await;
+    let release = format!("cs-{}", &home.name[home.name.len() - 6..]);
+    let cluster_scoped = Operator::start(&release, &home.name, false, &[]).await;
+    create_cluster("mine", &claimed.name, &[]);
+    create_cluster("yours", &open.name, &[]);
+    create_cluster("x", &home.name, &["podTypes.rayWorkerType.minWorkers=0"]);
+
+    running(&client, &claimed.name, "mine", 2).await;
+    running(&client, &open.name, "yours", 2).await;
+    running(&client, &home.name, "x", 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        pods(&client, &claimed.name, "mine").await.len(),
+        3,
+        "no pod twice"
+    );
+    let skip = format!("mine,{} ", claimed.name);
+    assert!(
+        cluster_scoped
+            .logs()
+            .lines()
+            .any(|l| l.starts_with(&skip) && l.contains("claimed by the namespaced operator")),
+        "{}",
+        cluster_scoped.logs()
+    );
+    assert!(
+        !namespaced.logs().contains(&format!("yours,{}", open.name)),
+        "the namespaced operator stays in its namespace"
+    );
+    kubectl(
+        &[
+            "delete",
+            "clusterrole,clusterrolebinding",
+            &format!("{release}-ray-operator"),
+            "--ignore-not-found",
+        ],
+        "",
+    );
+}

@@ -1,0 +1,223 @@
+//! Runs `ray-operator run` against the local control plane, as the chart's
+//! ServiceAccount (so a permission the chart forgot fails the test), and
+//! renders and applies the chart's manifests for a test.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::cluster::{Cluster, shared};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ray-operator");
+
+/// `ray-operator render` with these arguments; panics with its stderr on failure.
+pub fn render(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("render")
+        .args(args)
+        .output()
+        .expect("run ray-operator render");
+    assert!(
+        out.status.success(),
+        "render {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// `kubectl` (from the control plane's build) with the admin kubeconfig, `stdin` piped in.
+pub fn kubectl(args: &[&str], stdin: &str) -> String {
+    let cluster = shared();
+    let mut child = Command::new(cluster.bin_dir().join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Installs (or updates) the RayCluster CRD from the chart and waits until it is served.
+pub fn install_crd() {
+    let crd = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/ray/crds/cluster_crd.yaml"),
+    )
+    .unwrap();
+    kubectl(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &crd,
+    );
+    kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/rayclusters.cluster.ray.io",
+            "--timeout=30s",
+        ],
+        "",
+    );
+}
+
+/// A running `ray-operator run`; killed on drop. Its stderr goes to a file.
+pub struct Operator {
+    child: Option<Child>,
+    pub log: PathBuf,
+    kubeconfig: PathBuf,
+    args: Vec<String>,
+}
+
+impl Operator {
+    /// Installs the chart's operator RBAC (namespaced into `namespace` when
+    /// `namespaced`, else cluster-scoped with its ServiceAccount in
+    /// `namespace`) under release `release`, and starts the operator as that
+    /// ServiceAccount with `extra` flags.
+    pub async fn start(
+        release: &str,
+        namespace: &str,
+        namespaced: bool,
+        extra: &[&str],
+    ) -> Operator {
+        let cluster = shared();
+        let mut sets = vec!["operatorOnly=true".to_string()];
+        if namespaced {
+            sets.push("namespacedOperator=true".into());
+        } else {
+            sets.push(format!("operatorNamespace={namespace}"));
+        }
+        let manifests = render(&[release, "-n", namespace, "--set", &sets.join(",")]);
+        // The Deployment would only run a fake pod under kwok; the test runs the binary instead.
+        let rbac: Vec<&str> = manifests
+            .split("\n---")
+            .filter(|doc| !doc.contains("kind: Deployment"))
+            .collect();
+        kubectl(&["apply", "-f", "-"], &rbac.join("\n---\n"));
+        let account = if release.contains("ray-operator") {
+            release.to_string()
+        } else {
+            format!("{release}-ray-operator")
+        };
+        let admin = cluster.client().await;
+        let token = cluster
+            .service_account_token(&admin, namespace, &account)
+            .await;
+        let kubeconfig = token_kubeconfig(cluster, &token, namespace);
+        let mut args = vec!["run".to_string(), "--health-port".into(), "0".into()];
+        if namespaced {
+            args.extend(["--namespace".to_string(), namespace.to_string()]);
+        } else {
+            args.extend(["--lease-namespace".to_string(), namespace.to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::env::temp_dir().join(format!("ray-operator-{release}-{namespace}.log"));
+        let mut operator = Operator {
+            child: None,
+            log,
+            kubeconfig,
+            args,
+        };
+        operator.spawn();
+        operator
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(&self.args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info")
+            // A fixed identity, so a restarted operator takes its Lease back at once.
+            .env("HOSTNAME", self.log.file_stem().unwrap())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ray-operator run");
+        self.child = Some(child);
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the operator again with the same flags and identity.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Everything the operator logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- operator log {} ---\n{}",
+                self.log.display(),
+                self.logs()
+            );
+        }
+    }
+}
+
+/// A kubeconfig file that authenticates with `token` only.
+fn token_kubeconfig(cluster: &Cluster, token: &str, namespace: &str) -> PathBuf {
+    let admin = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
+    let c = admin.clusters[0].cluster.as_ref().unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {:?}, certificate-authority: {:?}}}}}]\n\
+         users: [{{name: u, user: {{token: {:?}}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: {namespace}}}}}]\ncurrent-context: x\n",
+        c.server.as_deref().unwrap_or_default(),
+        c.certificate_authority.as_deref().unwrap_or_default(),
+        token
+    );
+    let path = std::env::temp_dir().join(format!("kubeconfig-{namespace}-{}", std::process::id()));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Polls `check` every 200ms until it returns `Some`, or panics naming `what`.
+pub async fn eventually<T, F: AsyncFnMut() -> Option<T>>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
