@@ -208,6 +208,13 @@ impl GcsClient {
         })
     }
 
+    /// Replaces the remembered cluster id, as if the head had restarted with a
+    /// new one (tests use it to exercise the re-read on `WrongClusterID`).
+    #[doc(hidden)]
+    pub fn set_cluster_id(&self, hex: &str) {
+        *self.cluster_id.lock().expect("cluster id lock") = Some(hex.to_string());
+    }
+
     pub fn address(&self) -> &str {
         &self.opts.address
     }

@@ -7,4 +7,8 @@ pub mod planner;
 pub mod proto;
 pub mod resources;
 
-pub use gcs::{ClusterState, GcsClient, GcsError, NodeStatus, RayNode, ResourceBundle};
+pub use gcs::{
+    AutoscalerReport, ClusterState, DrainOutcome, DrainReason, Gang, GcsClient, GcsError,
+    GcsOptions, NodeStatus, RayNode, ResourceBundle,
+};
+pub use planner::{AutoscalerConfig, Drain, DrainCause, Plan, WorkerPod, WorkerType, plan};
