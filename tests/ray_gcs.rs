@@ -139,10 +139,10 @@ impl RayHead {
             .expect("start the demand driver");
         let stdout = child.stdout.take().unwrap();
         self.drivers.push(child);
-        let ready = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.trim() == "READY");
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let ready = lines.any(|l| l.trim() == "READY");
+        // Keep reading, so the driver never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         assert!(
             ready,
             "the demand driver exited before submitting its demand"

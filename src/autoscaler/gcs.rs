@@ -6,7 +6,7 @@
 //! Every call carries the `ray_cluster_id` metadata (hex of the id from
 //! `GetClusterId`, fetched on first use) and, if configured, `authorization:
 //! Bearer <token>`. A call refused with `UNAUTHENTICATED` / `WrongClusterID`
-//! means the head restarted with a new id: the id is re-read once and the call
+//! (Ray 2.47 and older: `ABORTED` / `AuthError`) means the head restarted with a new id: the id is re-read once and the call
 //! retried. The channel is lazy, so a head that is down shows up as a quick
 //! per-call error, never as a hang (connect ~1 s, call ~2 s by default).
 
@@ -401,10 +401,8 @@ impl GcsClient {
         };
         match self.raw_call(call, Some(&id), req.clone(), &f).await {
             Err(GcsError::Status {
-                code: Code::Unauthenticated,
-                ref message,
-                ..
-            }) if message.contains("WrongClusterID") => {
+                code, ref message, ..
+            }) if is_wrong_cluster_id(code, message) => {
                 tracing::info!(address = %self.opts.address, call, "GCS cluster id changed (head restarted); re-reading it");
                 let id = self.cluster_id().await?;
                 self.raw_call(call, Some(&id), req, &f).await
@@ -476,6 +474,13 @@ impl GcsClient {
             message,
         }
     }
+}
+
+/// How the GCS refuses a stale `ray_cluster_id`: `UNAUTHENTICATED "WrongClusterID..."`
+/// (Ray 2.5x), `ABORTED "AuthError"` (Ray 2.47 and older).
+fn is_wrong_cluster_id(code: Code, message: &str) -> bool {
+    (code == Code::Unauthenticated && message.contains("WrongClusterID"))
+        || (code == Code::Aborted && message.contains("AuthError"))
 }
 
 fn to_request(bundle: &ResourceBundle) -> pb::ResourceRequest {
