@@ -37,6 +37,7 @@ pub struct Settings {
     pub lease_namespace: String,
     /// This replica's name in the Lease.
     pub identity: String,
+    pub autoscaler: crate::autoscaling::Settings,
 }
 
 /// What every reconcile shares.
@@ -49,6 +50,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub scope: Scope,
     pub board: Board,
+    pub autoscalers: crate::autoscaling::Autoscalers,
     pub ready: AtomicBool,
 }
 
@@ -120,6 +122,7 @@ pub async fn run(
         metrics: Metrics::default(),
         scope,
         board,
+        autoscalers: crate::autoscaling::Autoscalers::new(settings.autoscaler.clone()),
         ready: AtomicBool::new(false),
     });
     if let Some(listener) = health_listener {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod autoscaler;
+pub mod autoscaling;
 pub mod controller;
 pub mod http;
 pub mod labels;
@@ -10,6 +11,7 @@ pub mod lease;
 pub mod logging;
 pub mod metrics;
 pub mod reconcile;
+pub mod render;
 pub mod scaling;
 pub mod scope;
 pub mod values;

@@ -20,6 +20,11 @@ enum Command {
         after_help = "Examples:\n  ray-operator run                      # all namespaces\n  ray-operator run --namespace ray      # only namespace ray\n  KUBECONFIG=.cluster/kubeconfig ray-operator run --health-port 8080"
     )]
     Run(RunArgs),
+    /// Render the Helm chart's manifests like `helm template`, without Helm.
+    Render(ray_operator::render::RenderArgs),
+    /// Print the JSON schema of the chart's values (charts/ray/values.schema.json).
+    #[command(hide = true)]
+    ValuesSchema,
 }
 
 /// Flags of `ray-operator run`.
@@ -40,6 +45,17 @@ struct RunArgs {
     /// Hold a leader Lease before acting, so several replicas are safe.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// Scale workers from each Ray head's demand. Off: clusters hold
+    /// minWorkers, and an unreachable GCS is not an error.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    autoscaler: bool,
+    /// Milliseconds between two reads of a cluster's GCS.
+    #[arg(long, default_value_t = 1000)]
+    autoscaler_interval_ms: u64,
+    /// Seconds a running head's GCS may stay unreachable before the cluster
+    /// restarts (AutoscalingExceptionRecovery).
+    #[arg(long, default_value_t = 30)]
+    gcs_grace_seconds: u64,
     /// Namespace of a cluster-scoped operator's leader Lease (default: the
     /// operator's own namespace in a pod, else `default`).
     #[arg(long)]
@@ -54,6 +70,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => run(args),
+        Command::Render(args) => ray_operator::render::run(&args),
+        Command::ValuesSchema => {
+            print!("{}", ray_operator::values::schema_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -87,6 +108,11 @@ fn run(args: RunArgs) -> ExitCode {
             concurrency: args.concurrency,
             leader_elect: args.leader_elect,
             identity,
+            autoscaler: ray_operator::autoscaling::Settings {
+                enabled: args.autoscaler,
+                interval: std::time::Duration::from_millis(args.autoscaler_interval_ms.max(100)),
+                grace: std::time::Duration::from_secs(args.gcs_grace_seconds),
+            },
         };
         ray_operator::controller::run(client, settings, health).await
     });

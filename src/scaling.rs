@@ -17,8 +17,9 @@ use crate::reconcile::plan::Scaling;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AutoscalerView {
     pub scaling: Scaling,
-    /// The head pod runs but its GCS has not answered for longer than the grace period.
-    pub head_unhealthy: bool,
+    /// The head pod that runs but whose GCS has not answered for longer than
+    /// the grace period.
+    pub unreachable_head: Option<String>,
     pub status: AutoscalerStatus,
 }
 

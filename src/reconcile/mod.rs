@@ -21,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{Phase, RayCluster, RayClusterStatus};
@@ -56,6 +57,16 @@ pub fn cluster_key(cluster: &RayCluster) -> String {
     )
 }
 
+/// The pods of a cluster in the operator's cache.
+pub fn cluster_pods(pods: &Store<Pod>, namespace: &str, name: &str) -> Vec<ObservedPod> {
+    pods.state()
+        .iter()
+        .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|pod| pod.labels().get(labels::CLUSTER_NAME).map(String::as_str) == Some(name))
+        .filter_map(|pod| ObservedPod::from_pod(pod))
+        .collect()
+}
+
 /// Reconciles one RayCluster.
 pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cluster.name_any();
@@ -65,6 +76,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         // Kubernetes' garbage collector removes the pods and the Service.
         ctx.expectations.forget(&key);
         ctx.board.forget(&key);
+        ctx.autoscalers.stop(&key);
         return Ok(Action::await_change());
     }
     if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
@@ -92,25 +104,16 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         }
     };
 
-    let selector_match = |pod: &Pod| {
-        pod.metadata.namespace.as_deref() == Some(namespace.as_str())
-            && pod.labels().get(labels::CLUSTER_NAME) == Some(&name)
-    };
-    let observed: Vec<ObservedPod> = ctx
-        .pods
-        .state()
-        .iter()
-        .filter(|p| selector_match(p))
-        .filter_map(|p| ObservedPod::from_pod(p))
-        .collect();
-    let pods = ctx.expectations.view(&key, observed);
+    let pods = ctx
+        .expectations
+        .view(&key, cluster_pods(&ctx.pods, &namespace, &name));
     let view = ctx.board.view(&key);
     let input = PlanInput {
         cluster: &validated,
         pods: &pods,
         previous: &previous,
         scaling: view.as_ref().map(|v| &v.scaling),
-        head_unhealthy: view.as_ref().is_some_and(|v| v.head_unhealthy),
+        unreachable_head: view.as_ref().and_then(|v| v.unreachable_head.as_deref()),
     };
     let plan = plan::plan(&input, &mut labels::random_suffix);
 
@@ -146,6 +149,9 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
             note.warning,
         )
         .await;
+    }
+    if plan.head_ready {
+        ctx.autoscalers.ensure(&key, &ctx);
     }
     let mut next = status::from_plan(&previous, &plan, cluster.meta().generation, now);
     if let Some(view) = view {
@@ -195,7 +201,13 @@ async fn write_status(
 }
 
 /// Publishes a Kubernetes Event about the cluster; failing to is only logged.
-async fn publish(ctx: &Context, cluster: &RayCluster, reason: &str, note: String, warning: bool) {
+pub(crate) async fn publish(
+    ctx: &Context,
+    cluster: &RayCluster,
+    reason: &str,
+    note: String,
+    warning: bool,
+) {
     let event = KubeEvent {
         type_: if warning {
             EventType::Warning

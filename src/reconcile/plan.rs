@@ -122,8 +122,9 @@ pub struct PlanInput<'a> {
     pub pods: &'a [ObservedPod],
     pub previous: &'a RayClusterStatus,
     pub scaling: Option<&'a Scaling>,
-    /// The autoscaler found the head's Ray unreachable past its grace period.
-    pub head_unhealthy: bool,
+    /// The head pod whose Ray the autoscaler found unreachable past its grace
+    /// period. Named, so a head that replaced it is not blamed.
+    pub unreachable_head: Option<&'a str>,
 }
 
 /// Plans one reconcile; `new_suffix` gives the random part of new pod names.
@@ -227,7 +228,11 @@ fn plan_head<'a>(
     let had_head = input.previous.head_launch_config.is_some();
     let reason = match keep {
         Some(h) if &h.launch_hash != wanted => Some(Restart::ConfigChanged),
-        Some(h) if input.head_unhealthy && h.state == PodState::Running => Some(Restart::Unhealthy),
+        Some(h)
+            if input.unreachable_head == Some(h.name.as_str()) && h.state == PodState::Running =>
+        {
+            Some(Restart::Unhealthy)
+        }
         Some(_) => None,
         None if heads.iter().any(|h| h.state == PodState::Finished) => Some(Restart::HeadFailed),
         None if had_head => Some(Restart::HeadLost),

@@ -123,7 +123,7 @@ fn run_plan(
     pods: &[ObservedPod],
     previous: &RayClusterStatus,
     scaling: Option<&Scaling>,
-    unhealthy: bool,
+    unreachable: Option<&str>,
 ) -> super::plan::PodPlan {
     let mut n = 0;
     let input = PlanInput {
@@ -131,7 +131,7 @@ fn run_plan(
         pods,
         previous,
         scaling,
-        head_unhealthy: unhealthy,
+        unreachable_head: unreachable,
     };
     plan(&input, &mut || {
         n += 1;
@@ -301,7 +301,7 @@ fn build_pod_runs_ray_as_the_container_command() {
 #[test]
 fn first_start_creates_the_head_then_the_minimum_workers() {
     let c = cluster();
-    let p = run_plan(&c, &[], &RayClusterStatus::default(), None, false);
+    let p = run_plan(&c, &[], &RayClusterStatus::default(), None, None);
     assert_eq!(p.create.len(), 1);
     assert_eq!(
         (p.create[0].kind, p.create[0].name.as_str()),
@@ -311,11 +311,11 @@ fn first_start_creates_the_head_then_the_minimum_workers() {
     assert_eq!(p.autoscaler_retries, 0);
 
     let pending = [head_pod(&c, PodState::Pending)];
-    let p = run_plan(&c, &pending, &RayClusterStatus::default(), None, false);
+    let p = run_plan(&c, &pending, &RayClusterStatus::default(), None, None);
     assert!(p.create.is_empty(), "workers wait for the head to run");
 
     let running = [head_pod(&c, PodState::Running)];
-    let p = run_plan(&c, &running, &running_status(&c), None, false);
+    let p = run_plan(&c, &running, &running_status(&c), None, None);
     let created: Vec<(&str, &str)> = p
         .create
         .iter()
@@ -336,7 +336,7 @@ fn a_settled_cluster_is_running_and_left_alone() {
     let c = cluster();
     let mut pods = vec![head_pod(&c, PodState::Running)];
     pods.extend(workers(&c, 0, 2));
-    let p = run_plan(&c, &pods, &running_status(&c), None, false);
+    let p = run_plan(&c, &pods, &running_status(&c), None, None);
     assert!(p.create.is_empty() && p.delete.is_empty(), "{p:?}");
     assert_eq!(p.phase, Some(Phase::Running));
     assert_eq!(
@@ -357,7 +357,7 @@ fn head_config_change_restarts_the_whole_cluster() {
         1,
     )];
     pods.extend(workers(&c, 0, 2));
-    let p = run_plan(&c, &pods, &running_status(&c), None, false);
+    let p = run_plan(&c, &pods, &running_status(&c), None, None);
     assert_eq!(
         names(&p.delete),
         BTreeSet::from(["demo-head-old", "demo-cpu-worker-0", "demo-cpu-worker-1"])
@@ -378,7 +378,7 @@ fn a_lost_or_failed_head_is_an_autoscaling_exception() {
     for head in [None, Some(head_pod(&c, PodState::Finished))] {
         let mut pods: Vec<ObservedPod> = head.clone().into_iter().collect();
         pods.extend(workers(&c, 0, 2));
-        let p = run_plan(&c, &pods, &previous, None, false);
+        let p = run_plan(&c, &pods, &previous, None, None);
         assert_eq!(
             (p.phase, p.autoscaler_retries),
             (Some(Phase::AutoscalingExceptionRecovery), 3),
@@ -412,24 +412,33 @@ fn a_lost_or_failed_head_is_an_autoscaling_exception() {
         &[head_pod(&c, PodState::Pending)],
         &recovering,
         None,
-        false,
+        None,
     );
     assert_eq!(
         (p.phase, p.autoscaler_retries),
         (Some(Phase::AutoscalingExceptionRecovery), 3)
     );
-    // An unreachable head's Ray counts as a failure too.
+    // An unreachable head's Ray counts as a failure too, but only for that head.
+    let head = [head_pod(&c, PodState::Running)];
     let p = run_plan(
         &c,
-        &[head_pod(&c, PodState::Running)],
+        &head,
         &running_status(&c),
         None,
-        true,
+        Some("demo-head-aaaaa"),
     );
     assert_eq!(
         (p.phase, p.autoscaler_retries),
         (Some(Phase::AutoscalingExceptionRecovery), 1)
     );
+    let p = run_plan(
+        &c,
+        &head,
+        &running_status(&c),
+        None,
+        Some("demo-head-older"),
+    );
+    assert_eq!((p.phase, p.autoscaler_retries), (Some(Phase::Running), 0));
 }
 
 #[test]
@@ -454,7 +463,7 @@ fn worker_config_change_replaces_only_that_types_workers() {
             desired: BTreeMap::from([("gpuWorker".into(), 1)]),
             ..Default::default()
         }),
-        false,
+        None,
     );
     assert_eq!(
         names(&p.delete),
@@ -475,7 +484,7 @@ fn scale_down_removes_drained_then_unready_then_newest() {
         desired: BTreeMap::from([("cpuWorker".into(), 2)]),
         remove: BTreeSet::from(["demo-cpu-worker-0".into()]),
     };
-    let p = run_plan(&c, &pods, &running_status(&c), Some(&scaling), false);
+    let p = run_plan(&c, &pods, &running_status(&c), Some(&scaling), None);
     assert_eq!(
         names(&p.delete),
         BTreeSet::from([
@@ -527,7 +536,7 @@ fn workers_of_removed_pod_types_are_deleted() {
         PodState::Running,
         3,
     ));
-    let p = run_plan(&c, &pods, &running_status(&c), None, false);
+    let p = run_plan(&c, &pods, &running_status(&c), None, None);
     assert_eq!(names(&p.delete), BTreeSet::from(["demo-old-type-1"]));
 }
 
@@ -536,7 +545,7 @@ fn status_reports_counts_and_conditions() {
     let c = cluster();
     let mut pods = vec![head_pod(&c, PodState::Running)];
     pods.extend(workers(&c, 0, 1));
-    let p = run_plan(&c, &pods, &running_status(&c), None, false);
+    let p = run_plan(&c, &pods, &running_status(&c), None, None);
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
     );

@@ -1,0 +1,339 @@
+//! The per-cluster autoscaler tasks: one lightweight task per RayCluster that
+//! reads its head's GCS about once a second, runs the pure planner, drains
+//! the workers it removes, and posts the result on the [`Board`] for the
+//! reconciler to carry out.
+//!
+//! [`Board`]: crate::scaling::Board
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+use tokio::task::AbortHandle;
+
+use crate::api::{AutoscalerStatus, RayCluster};
+use crate::autoscaler::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions};
+use crate::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
+use crate::autoscaler::resources::format_bundle;
+use crate::controller::Context;
+use crate::labels::NodeKind;
+use crate::reconcile::build::{GCS_PORT, head_address};
+use crate::reconcile::plan::{ObservedPod, PodState, Scaling};
+use crate::reconcile::{cluster_pods, publish, validate};
+use crate::scaling::AutoscalerView;
+
+/// How the autoscaler runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Off: clusters hold minWorkers and an unreachable GCS is no error.
+    pub enabled: bool,
+    /// Time between two reads of a cluster's GCS.
+    pub interval: Duration,
+    /// How long a running head's GCS may stay unreachable before the cluster
+    /// counts as failed (`AutoscalingExceptionRecovery`).
+    pub grace: Duration,
+}
+
+/// The running tasks, by cluster key.
+pub struct Autoscalers {
+    pub settings: Settings,
+    tasks: Mutex<HashMap<String, AbortHandle>>,
+}
+
+impl Autoscalers {
+    pub fn new(settings: Settings) -> Self {
+        Autoscalers {
+            settings,
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts the cluster's task unless it runs (or the autoscaler is off).
+    pub fn ensure(&self, key: &str, ctx: &Arc<Context>) {
+        if !self.settings.enabled {
+            return;
+        }
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        if tasks.get(key).is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let handle = tokio::spawn(run_cluster(key.to_string(), ctx.clone()));
+        tasks.insert(key.to_string(), handle.abort_handle());
+    }
+
+    /// Stops the cluster's task.
+    pub fn stop(&self, key: &str) {
+        if let Some(task) = self.tasks.lock().expect("tasks lock").remove(key) {
+            task.abort();
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.tasks
+            .lock()
+            .expect("tasks lock")
+            .values()
+            .filter(|t| !t.is_finished())
+            .count()
+    }
+}
+
+/// What one task remembers between rounds.
+struct Round {
+    key: String,
+    namespace: String,
+    name: String,
+    client: Option<(String, Arc<GcsClient>)>,
+    /// The head pod the client talks to, and since when it has not answered.
+    head: Option<String>,
+    unreachable_since: Option<Instant>,
+    infeasible: Vec<String>,
+    last_decision: Option<(String, String)>,
+    report_version: i64,
+}
+
+async fn run_cluster(key: String, ctx: Arc<Context>) {
+    let (namespace, name) = key
+        .split_once('/')
+        .map(|(n, c)| (n.to_string(), c.to_string()))
+        .unwrap_or_default();
+    let mut round = Round {
+        key,
+        namespace,
+        name,
+        client: None,
+        head: None,
+        unreachable_since: None,
+        infeasible: Vec::new(),
+        last_decision: None,
+        report_version: 0,
+    };
+    let mut ticker = tokio::time::interval(ctx.autoscalers.settings.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let reference = ObjectRef::<RayCluster>::new(&round.name).within(&round.namespace);
+        let Some(cluster) = ctx.clusters.get(&reference) else {
+            break;
+        };
+        if cluster.metadata.deletion_timestamp.is_some() {
+            break;
+        }
+        if let Err(message) = round.step(&ctx, &cluster).await {
+            tracing::debug!(cluster = %round.name, namespace = %round.namespace, "autoscaler: {message}");
+        }
+    }
+    ctx.board.forget(&round.key);
+}
+
+impl Round {
+    /// One read-plan-act round. An `Err` is a reason to skip the round.
+    async fn step(&mut self, ctx: &Arc<Context>, cluster: &RayCluster) -> Result<(), String> {
+        let validated = validate::validate(cluster).map_err(|e| e.to_string())?;
+        let config = AutoscalerConfig::from_spec(&cluster.spec).map_err(|e| e.to_string())?;
+        let pods = cluster_pods(&ctx.pods, &self.namespace, &self.name);
+        let head = pods
+            .iter()
+            .find(|p| p.kind == NodeKind::Head && p.state == PodState::Running && !p.terminating);
+        let Some(head) = head else {
+            self.unreachable_since = None;
+            return Err("no running head".into());
+        };
+        if self.head.as_deref() != Some(head.name.as_str()) {
+            self.head = Some(head.name.clone());
+            self.unreachable_since = None;
+            self.client = None;
+        }
+        let address = validated
+            .gcs_address
+            .clone()
+            .unwrap_or_else(|| format!("{}:{GCS_PORT}", head_address(&validated)));
+        let client = self
+            .client(ctx, &address, validated.auth_token_secret.as_deref())
+            .await?;
+        let state = match client.cluster_state().await {
+            Ok(state) => state,
+            Err(e) => {
+                let since = *self.unreachable_since.get_or_insert_with(Instant::now);
+                if e.is_unreachable() && since.elapsed() >= ctx.autoscalers.settings.grace {
+                    tracing::warn!(cluster = %self.name, namespace = %self.namespace, "the head's GCS has not answered for {:?}: {e}", since.elapsed());
+                    let view = AutoscalerView {
+                        unreachable_head: Some(head.name.clone()),
+                        ..ctx.board.view(&self.key).unwrap_or_default()
+                    };
+                    ctx.board.post(&self.key, view);
+                }
+                return Err(e.to_string());
+            }
+        };
+        self.unreachable_since = None;
+        let workers: Vec<WorkerPod> = pods
+            .iter()
+            .filter(|p| p.kind == NodeKind::Worker && !p.terminating)
+            .map(|p| WorkerPod {
+                name: p.name.clone(),
+                pod_type: p.pod_type.clone(),
+                ready: p.ready,
+            })
+            .collect();
+        let plan = planner::plan(&config, &workers, &state);
+        let scaling = self.drain(&client, &plan).await;
+        self.report(ctx, cluster, &plan, &state, &pods).await;
+        let status = self.status(&plan, &scaling);
+        ctx.board.post(
+            &self.key,
+            AutoscalerView {
+                scaling,
+                unreachable_head: None,
+                status,
+            },
+        );
+        Ok(())
+    }
+
+    async fn client(
+        &mut self,
+        ctx: &Context,
+        address: &str,
+        secret: Option<&str>,
+    ) -> Result<Arc<GcsClient>, String> {
+        if self.client.as_ref().is_none_or(|(a, _)| a != address) {
+            let mut options = GcsOptions::new(address);
+            if let Some(secret) = secret {
+                options.auth_token = Some(read_token(ctx, &self.namespace, secret).await?);
+            }
+            let client = GcsClient::new(options).map_err(|e| e.to_string())?;
+            self.client = Some((address.to_string(), Arc::new(client)));
+        }
+        Ok(self.client.as_ref().expect("just set").1.clone())
+    }
+
+    /// Drains what the plan removes. A worker leaves only when Ray accepted its
+    /// drain (or it never joined Ray); a refused drain keeps it counted, so
+    /// the reconciler deletes no busy worker in its place.
+    async fn drain(&self, client: &GcsClient, plan: &Plan) -> Scaling {
+        let mut desired: BTreeMap<String, i32> = plan
+            .desired
+            .iter()
+            .map(|(t, n)| (t.clone(), *n as i32))
+            .collect();
+        let mut remove = BTreeSet::new();
+        for drain in &plan.drain {
+            let accepted = match &drain.node_id {
+                None => true,
+                Some(node) => match client
+                    .drain_node(
+                        node,
+                        drain.cause.ray_reason(),
+                        &format!("ray-operator: {:?}", drain.cause),
+                        0,
+                    )
+                    .await
+                {
+                    Ok(outcome) if outcome.accepted => true,
+                    Ok(outcome) => {
+                        tracing::info!(cluster = %self.name, namespace = %self.namespace, "Ray refused to drain {}: {}", drain.pod, outcome.rejection);
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(cluster = %self.name, namespace = %self.namespace, "draining {}: {e}", drain.pod);
+                        false
+                    }
+                },
+            };
+            if accepted {
+                remove.insert(drain.pod.clone());
+            } else if let Some(count) = desired.get_mut(&drain.pod_type) {
+                *count += 1;
+            }
+        }
+        Scaling { desired, remove }
+    }
+
+    /// Tells Ray what is being done (for `ray status`) and reports demand
+    /// that no pod type can hold, once each time it changes.
+    async fn report(
+        &mut self,
+        ctx: &Context,
+        cluster: &RayCluster,
+        plan: &Plan,
+        state: &ClusterState,
+        pods: &[ObservedPod],
+    ) {
+        let infeasible: Vec<String> = plan.infeasible.iter().map(format_bundle).collect();
+        if infeasible != self.infeasible {
+            if !infeasible.is_empty() {
+                let message = format!(
+                    "no pod type can ever hold this demand: {}",
+                    infeasible.join(", ")
+                );
+                tracing::warn!(cluster = %self.name, namespace = %self.namespace, "{message}");
+                publish(ctx, cluster, "InfeasibleDemand", message, true).await;
+            }
+            self.infeasible = infeasible;
+        }
+        self.report_version += 1;
+        let joined: BTreeSet<&str> = state.nodes.iter().map(|n| n.instance_id.as_str()).collect();
+        let report = AutoscalerReport {
+            last_seen_version: state.version,
+            autoscaler_version: self.report_version,
+            launching: plan.launch.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+            pending_pods: pods
+                .iter()
+                .filter(|p| p.kind == NodeKind::Worker && !joined.contains(p.name.as_str()))
+                .map(|p| (p.pod_type.clone(), p.name.clone()))
+                .collect(),
+            infeasible: plan.infeasible.clone(),
+        };
+        if let Some((_, client)) = &self.client {
+            if let Err(e) = client.report_state(&report).await {
+                tracing::debug!(cluster = %self.name, namespace = %self.namespace, "reporting to Ray: {e}");
+            }
+        }
+    }
+
+    /// The autoscaler part of the RayCluster's status. The decision and its
+    /// time change only when something is launched or removed, so a quiet
+    /// cluster's status is not rewritten every round.
+    fn status(&mut self, plan: &Plan, scaling: &Scaling) -> AutoscalerStatus {
+        let mut parts: Vec<String> = plan
+            .launch
+            .iter()
+            .map(|(t, n)| format!("launch {n} x {t}"))
+            .collect();
+        parts.extend(scaling.remove.iter().map(|pod| format!("remove {pod}")));
+        if !parts.is_empty() {
+            let now = k8s_openapi::jiff::Timestamp::now()
+                .round(k8s_openapi::jiff::Unit::Second)
+                .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+            let decision = parts.join(", ");
+            tracing::info!(cluster = %self.name, namespace = %self.namespace, "autoscaler: {decision}");
+            self.last_decision = Some((decision, now.to_string()));
+        }
+        AutoscalerStatus {
+            pending_demand: plan.pending_summary.clone(),
+            infeasible_demand: self.infeasible.clone(),
+            last_decision: self.last_decision.as_ref().map(|(d, _)| d.clone()),
+            last_decision_time: self.last_decision.as_ref().map(|(_, t)| t.clone()),
+        }
+    }
+}
+
+/// The Ray token from key `auth_token` of a Secret in the cluster's namespace.
+async fn read_token(ctx: &Context, namespace: &str, secret: &str) -> Result<String, String> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret_value = api
+        .get(secret)
+        .await
+        .map_err(|e| format!("spec.authTokenSecret {secret}: {e}"))?;
+    let bytes = secret_value
+        .data
+        .and_then(|mut d| d.remove("auth_token"))
+        .ok_or_else(|| format!("spec.authTokenSecret {secret}: no key auth_token"))?;
+    String::from_utf8(bytes.0)
+        .map(|t| t.trim().to_string())
+        .map_err(|_| format!("spec.authTokenSecret {secret}: auth_token is not UTF-8"))
+}
