@@ -502,10 +502,10 @@ impl<'a> Planner<'a> {
         demand.sort_by_key(|b| std::cmp::Reverse(size_key(b)));
         let mut reported: Vec<ResourceBundle> = Vec::new();
         for i in 0..demand.len() {
-            if let Err(true) = self.place(&demand[i..], &[]) {
-                if !reported.contains(&demand[i]) {
-                    reported.push(demand[i].clone());
-                }
+            if let Err(true) = self.place(&demand[i..], &[])
+                && !reported.contains(&demand[i])
+            {
+                reported.push(demand[i].clone());
             }
         }
         self.infeasible.extend(reported);
