@@ -1,0 +1,120 @@
+//! The chart, compiled into the binary: the handlebars templates of
+//! `templates/` (twins of `charts/ray/templates/`), the chart's `values.yaml`,
+//! `Chart.yaml` and CRD.
+
+use handlebars::Handlebars;
+use serde::Deserialize;
+
+/// The chart's templates that produce manifests, in Helm's (file name) order.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "operator_cluster_scoped.yaml",
+        include_str!("../../templates/operator_cluster_scoped.yaml"),
+    ),
+    (
+        "operator_namespaced.yaml",
+        include_str!("../../templates/operator_namespaced.yaml"),
+    ),
+    (
+        "raycluster.yaml",
+        include_str!("../../templates/raycluster.yaml"),
+    ),
+];
+
+/// The defines, as `{{#*inline "NAME"}}...{{/inline}}` blocks.
+const HELPERS: &str = include_str!("../../templates/_helpers.tpl");
+
+/// The chart's default values.
+pub const VALUES_YAML: &str = include_str!("../../charts/ray/values.yaml");
+
+const CHART_YAML: &str = include_str!("../../charts/ray/Chart.yaml");
+
+/// The CRD file Helm installs from `crds/` (`--include-crds`).
+pub const CRD: (&str, &str) = (
+    "cluster_crd.yaml",
+    include_str!("../../charts/ray/crds/cluster_crd.yaml"),
+);
+
+/// The chart's name and versions, as `.Chart` holds them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartMeta {
+    pub name: String,
+    pub version: String,
+    pub app_version: String,
+}
+
+pub fn chart() -> ChartMeta {
+    serde_yaml_ng::from_str(CHART_YAML).expect("charts/ray/Chart.yaml is valid")
+}
+
+/// A registry with every template and define compiled, and the helpers.
+pub fn registry() -> Result<Handlebars<'static>, String> {
+    let mut hb = Handlebars::new();
+    hb.register_escape_fn(handlebars::no_escape);
+    super::helpers::register(&mut hb);
+    for (name, body) in defines(HELPERS)? {
+        hb.register_template_string(name, body)
+            .map_err(|e| format!("templates/_helpers.tpl: {name}: {e}"))?;
+    }
+    for (name, text) in TEMPLATES {
+        hb.register_template_string(name, *text)
+            .map_err(|e| format!("templates/{name}: {e}"))?;
+    }
+    Ok(hb)
+}
+
+/// Splits `_helpers.tpl` into its `{{#*inline "NAME"}}BODY{{/inline}}` blocks,
+/// trimming the whitespace around each body as Go's `{{- define -}}` does.
+fn defines(text: &str) -> Result<Vec<(&str, &str)>, String> {
+    const OPEN: &str = "{{#*inline \"";
+    const CLOSE: &str = "{{/inline}}";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        let (name, after) = after
+            .split_once("\"}}")
+            .ok_or("templates/_helpers.tpl: unterminated inline")?;
+        let (body, after) = after
+            .split_once(CLOSE)
+            .ok_or_else(|| format!("templates/_helpers.tpl: {name}: no {CLOSE}"))?;
+        out.push((name, body.trim()));
+        rest = after;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_go_template_has_a_twin() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/ray/templates");
+        let mut go: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        go.sort();
+        let hbs: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(go, hbs);
+    }
+
+    #[test]
+    fn every_go_define_has_a_twin() {
+        let go = include_str!("../../charts/ray/templates/_helpers.tpl");
+        let go_names: Vec<&str> = go
+            .split("{{- define \"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+            .collect();
+        let hbs_names: Vec<&str> = defines(HELPERS)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(go_names, hbs_names);
+    }
+}

@@ -1,0 +1,366 @@
+//! The values of the Helm chart `charts/ray`, as a Rust type.
+//!
+//! This type is the single source of `charts/ray/values.schema.json` (doc
+//! comments become descriptions; `ray-operator values-schema` prints it), and
+//! `ray-operator render` deserializes the merged values into it before
+//! rendering, so a bad value is reported with its key, as `helm` reports it
+//! from the schema. What the schema cannot say (headPodType must be a key of
+//! podTypes, minWorkers <= maxWorkers) the templates check with `fail`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{LocalObjectReference, Toleration};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The values of the `ray` Helm chart.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "Values of the ray Helm chart")]
+pub struct Values {
+    /// Image of every Ray head and worker pod, e.g. `rayproject/ray:2.47.1`.
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// Image of the operator.
+    #[schemars(length(min = 1))]
+    pub operator_image: String,
+
+    /// Pull policy of the Ray pods' and the operator's images.
+    pub image_pull_policy: PullPolicy,
+
+    /// Secrets (in the pods' namespace) used to pull the images, e.g. `[{name: regcred}]`.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// Which key of `podTypes` runs the Ray head node.
+    #[schemars(length(min = 1))]
+    pub head_pod_type: String,
+
+    /// The pod types of the cluster, by name. The key is the pod type's name;
+    /// pods are named `<release>-<kebab-cased key>-<random>`.
+    #[schemars(extend("propertyNames" = {
+        "pattern": "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        "maxLength": 63
+    }))]
+    pub pod_types: BTreeMap<String, PodTypeValues>,
+
+    /// Extra ports of the head Service `<release>-ray-head`. An entry named like
+    /// a default port (client, dashboard, ray-serve, gcs) replaces it; other
+    /// names are added.
+    #[serde(default)]
+    pub head_service_ports: Vec<HeadServicePort>,
+
+    /// Each autoscaling round may launch up to max(5, upscalingSpeed x running
+    /// workers) workers of a pod type.
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub upscaling_speed: f64,
+
+    /// Workers idle this many minutes are removed (never below minWorkers).
+    pub idle_timeout_minutes: u32,
+
+    /// Install only the operator, no RayCluster.
+    pub operator_only: bool,
+
+    /// Install only a RayCluster, no operator (one must already run).
+    pub cluster_only: bool,
+
+    /// Run an operator that manages only the release namespace (Role instead
+    /// of ClusterRole; the operator runs in the release namespace).
+    pub namespaced_operator: bool,
+
+    /// Namespace of the cluster-scoped operator (ignored when namespacedOperator).
+    #[schemars(length(min = 1, max = 63))]
+    pub operator_namespace: String,
+
+    /// Resource requests and limits of the operator container.
+    pub operator_resources: OperatorResources,
+
+    /// Log line format of the operator: `text` or `json`.
+    pub log_format: LogFormat,
+
+    /// Log filter of the operator (`RUST_LOG` syntax), e.g. `info` or
+    /// `info,ray_operator=debug`.
+    #[schemars(length(min = 1))]
+    pub log_level: String,
+
+    /// Set by Helm for charts used as subcharts; not used by this chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One pod type: the pods of a Ray node kind, and how many may run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("anyOf" = [{"required": ["numCPU"]}, {"required": ["CPU"]}]))]
+pub struct PodTypeValues {
+    /// The fewest workers of this type (0 for the head's type).
+    #[serde(default)]
+    pub min_workers: u32,
+
+    /// The most workers of this type; 0 when unset.
+    #[serde(default)]
+    pub max_workers: u32,
+
+    /// CPUs of each pod (request and limit); may be fractional, e.g. 0.5.
+    /// `CPU`, when set, is used instead.
+    #[serde(
+        rename = "numCPU",
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "f64", extend("exclusiveMinimum" = 0))]
+    pub num_cpu: Option<f64>,
+
+    /// Same as numCPU (the later legacy spelling); wins over numCPU when set.
+    #[serde(
+        rename = "CPU",
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "f64", extend("exclusiveMinimum" = 0))]
+    pub cpu: Option<f64>,
+
+    /// GPUs of each pod (limit `nvidia.com/gpu`, set when > 0). `GPU`, when
+    /// set, is used instead.
+    #[serde(
+        rename = "numGPU",
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "u32")]
+    pub num_gpu: Option<u32>,
+
+    /// Same as numGPU (the later legacy spelling); wins over numGPU when set.
+    #[serde(
+        rename = "GPU",
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "u32")]
+    pub gpu: Option<u32>,
+
+    /// Memory of each pod (request and limit), a Kubernetes quantity like `1Gi`.
+    #[schemars(regex(
+        pattern = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+    ))]
+    pub memory: String,
+
+    /// Resources advertised to Ray, overriding what is detected from the pod
+    /// (e.g. `{CPU: 0}` on the head keeps tasks off it), and custom resources.
+    #[serde(default)]
+    #[schemars(extend("additionalProperties" = {"type": "number", "minimum": 0}))]
+    pub ray_resources: BTreeMap<String, f64>,
+
+    /// Labels a node must carry to run pods of this type.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of pods of this type.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// A port of the head Service.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeadServicePort {
+    /// Port name (a default port of the same name is replaced).
+    #[schemars(length(min = 1, max = 15))]
+    pub name: String,
+    /// Port the Service exposes.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Port number on the head pod; defaults to `port`.
+    #[serde(
+        default,
+        deserialize_with = "some",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "u16", range(min = 1, max = 65535))]
+    pub target_port: Option<u16>,
+}
+
+/// Requests and limits of the operator container.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorResources {
+    /// e.g. `{cpu: 100m, memory: 128Mi}`.
+    #[serde(default)]
+    pub requests: BTreeMap<String, Quantity>,
+    /// e.g. `{memory: 256Mi}`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, Quantity>,
+}
+
+/// A Kubernetes quantity: a string like `100m` or `1Gi`, or a number.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Quantity {
+    /// A number, e.g. `1` or `0.5`.
+    Number(f64),
+    /// A quantity string, e.g. `100m`.
+    String(String),
+}
+
+/// Pull policy of an image.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// Log line format of the operator.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Present-but-null is an error (as in the schema); absent is `None`.
+fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// The checks the JSON schema makes that serde cannot: ranges and patterns.
+/// Each error names the key, like `podTypes.rayWorkerType.CPU`.
+pub fn check(values: &Values) -> Result<(), String> {
+    if values.upscaling_speed.is_nan() || values.upscaling_speed <= 0.0 {
+        return Err("upscalingSpeed: must be > 0".into());
+    }
+    for (name, pt) in &values.pod_types {
+        let key = format!("podTypes.{name}");
+        if !valid_pod_type_name(name) {
+            return Err(format!(
+                "{key}: the name must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            ));
+        }
+        if pt.cpu.is_none() && pt.num_cpu.is_none() {
+            return Err(format!("{key}: one of numCPU or CPU is required"));
+        }
+        for (field, v) in [("numCPU", pt.num_cpu), ("CPU", pt.cpu)] {
+            if v.is_some_and(|v| v.is_nan() || v <= 0.0) {
+                return Err(format!("{key}.{field}: must be > 0"));
+            }
+        }
+        if !valid_quantity(&pt.memory) {
+            return Err(format!(
+                "{key}.memory: {:?} is not a Kubernetes quantity like 1Gi or 512Mi",
+                pt.memory
+            ));
+        }
+        if let Some((r, v)) = pt
+            .ray_resources
+            .iter()
+            .find(|(_, v)| v.is_nan() || **v < 0.0)
+        {
+            return Err(format!("{key}.rayResources.{r}: must be >= 0, not {v}"));
+        }
+    }
+    for (i, p) in values.head_service_ports.iter().enumerate() {
+        let key = format!("headServicePorts[{i}]");
+        if p.name.is_empty() || p.name.len() > 15 {
+            return Err(format!("{key}.name: must be 1 to 15 characters"));
+        }
+        if p.port == 0 || p.target_port == Some(0) {
+            return Err(format!("{key}: ports must be between 1 and 65535"));
+        }
+    }
+    for (key, s) in [
+        ("image", &values.image),
+        ("operatorImage", &values.operator_image),
+        ("headPodType", &values.head_pod_type),
+        ("operatorNamespace", &values.operator_namespace),
+        ("logLevel", &values.log_level),
+    ] {
+        if s.is_empty() {
+            return Err(format!("{key}: must not be empty"));
+        }
+    }
+    if values.operator_namespace.len() > 63 {
+        return Err("operatorNamespace: must be at most 63 characters".into());
+    }
+    Ok(())
+}
+
+/// `^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`, at most 63 characters.
+fn valid_pod_type_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.');
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(inner)
+}
+
+/// `^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$`
+fn valid_quantity(q: &str) -> bool {
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let int = digits(q);
+    let mut rest = &q[int..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = digits(frac);
+        if int == 0 && n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    } else if int == 0 {
+        return false;
+    }
+    match rest {
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => true,
+        "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => true,
+        _ => {
+            let Some(exp) = rest.strip_prefix(['e', 'E']) else {
+                return false;
+            };
+            let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            !exp.is_empty() && digits(exp) == exp.len()
+        }
+    }
+}
+
+/// The JSON schema of the values (draft-07, which Helm's validator reads), as
+/// `charts/ray/values.schema.json` holds it.
+pub fn schema_json() -> String {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Values>();
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema always serializes");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        for ok in [
+            "1Gi", "512Mi", "1", "1.5", ".5G", "1e9", "1E+3", "100m", "2.",
+        ] {
+            assert!(valid_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "1 Gi", "1gi", "-1Gi", "1e", "abc", ".", "1.2.3"] {
+            assert!(!valid_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pod_type_names() {
+        for ok in ["rayHeadType", "a", "gpu-worker_2.x"] {
+            assert!(valid_pod_type_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a b", &"x".repeat(64)] {
+            assert!(!valid_pod_type_name(bad), "{bad}");
+        }
+    }
+}
