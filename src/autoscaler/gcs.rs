@@ -444,6 +444,16 @@ impl GcsClient {
                 call,
                 timeout: budget,
             }),
+            // tonic's own per-request timeout (the endpoint's).
+            Ok(Err(status))
+                if status.code() == Code::Cancelled && status.message().contains("Timeout") =>
+            {
+                Err(GcsError::Timeout {
+                    address: self.opts.address.clone(),
+                    call,
+                    timeout: self.opts.call_timeout,
+                })
+            }
             Ok(Err(status)) => Err(GcsError::Status {
                 address: self.opts.address.clone(),
                 call,
