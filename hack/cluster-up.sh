@@ -157,7 +157,8 @@ kubeconfig "$KUBECONFIG_OUT.tmp" admin
 start() {
   local name=$1
   shift
-  setsid "$@" >"$CLUSTER_DIR/logs/$name.log" 2>&1 </dev/null &
+  # 9>&-: the component must not inherit (and so hold forever) the up.lock descriptor.
+  setsid "$@" >"$CLUSTER_DIR/logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$CLUSTER_DIR/pids/$name.pid"
 }
 # fail_with <name> <message>: die showing the tail of that component's log.
