@@ -73,8 +73,11 @@ if [[ ${#need_k8s[@]} -eq 0 && -z ${need_etcd:-} && ${#need_kwok[@]} -eq 0 && -f
   exit 0
 fi
 
-log "building into $BIN_DIR: ${need_k8s[*]} ${need_etcd:+etcd} ${need_kwok[*]}"
-log "first run: downloads ~1 GiB of Go modules and compiles for ~11 min on 2 cores (measured: 650s); later runs are instant"
+todo="${need_k8s[*]} ${need_etcd:+etcd} ${need_kwok[*]}"
+if [[ -n ${todo// /} ]]; then
+  log "building into $BIN_DIR: $todo"
+  log "first run: downloads ~1 GiB of Go modules and compiles for ~11 min on 2 cores (measured: 650s); later runs are instant"
+fi
 
 # --- kubernetes components + etcd: one wrapper module ------------------------------------------
 if [[ ${#need_k8s[@]} -gt 0 || -n ${need_etcd:-} ]]; then

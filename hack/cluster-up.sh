@@ -166,7 +166,7 @@ fail_with() {
   log "ERROR: $2"
   log "last lines of $CLUSTER_DIR/logs/$1.log:"
   tail -n 25 "$CLUSTER_DIR/logs/$1.log" >&2 || true
-  log "the processes are left running for inspection; stop them with hack/cluster-down.sh"
+  log "the processes are left running for inspection; stop them with: CLUSTER_DIR=$CLUSTER_DIR hack/cluster-down.sh"
   exit 1
 }
 # wait_for <name> <what> <command...>: retry until it succeeds, the process dies, or the timeout.
