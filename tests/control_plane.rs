@@ -24,13 +24,19 @@ async fn eventually<T, F: AsyncFnMut() -> Option<T>>(what: &str, mut check: F) -
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {TIMEOUT:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {TIMEOUT:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 fn meta(name: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.into()), ..Default::default() }
+    ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    }
 }
 
 fn q(s: &str) -> Quantity {
@@ -41,17 +47,37 @@ fn q(s: &str) -> Quantity {
 async fn fake_nodes_are_ready_with_capacity() {
     let client = shared().client().await;
     let nodes: Api<Node> = Api::all(client);
-    let expected = [("kwok-gpu-0", true), ("kwok-gpu-1", true), ("kwok-gpu-2", true), ("kwok-cpu-0", false)];
+    let expected = [
+        ("kwok-gpu-0", true),
+        ("kwok-gpu-1", true),
+        ("kwok-gpu-2", true),
+        ("kwok-cpu-0", false),
+    ];
     for (name, gpu) in expected {
-        let node = nodes.get(name).await.unwrap_or_else(|e| panic!("node {name}: {e}"));
+        let node = nodes
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("node {name}: {e}"));
         let status = node.status.unwrap();
-        let ready = status.conditions.unwrap_or_default().into_iter().find(|c| c.type_ == "Ready");
-        assert_eq!(ready.map(|c| c.status).as_deref(), Some("True"), "{name} Ready");
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready");
+        assert_eq!(
+            ready.map(|c| c.status).as_deref(),
+            Some("True"),
+            "{name} Ready"
+        );
         let cap = status.capacity.unwrap();
         assert_eq!(cap.get("cpu"), Some(&q("16")), "{name} cpu");
         assert_eq!(cap.get("memory"), Some(&q("64Gi")), "{name} memory");
         assert_eq!(cap.get("pods"), Some(&q("110")), "{name} pods");
-        assert_eq!(cap.get("nvidia.com/gpu"), gpu.then(|| q("4")).as_ref(), "{name} gpus");
+        assert_eq!(
+            cap.get("nvidia.com/gpu"),
+            gpu.then(|| q("4")).as_ref(),
+            "{name} gpus"
+        );
     }
 }
 
@@ -76,11 +102,17 @@ async fn pod_becomes_running_with_an_ip() {
         Some((p.spec?.node_name?, status.pod_ip?))
     })
     .await;
-    assert!(node.starts_with("kwok-gpu-"), "a GPU pod must land on a GPU node, got {node}");
+    assert!(
+        node.starts_with("kwok-gpu-"),
+        "a GPU pod must land on a GPU node, got {node}"
+    );
     assert!(!ip.is_empty());
     // kwok's pod-delete stage finalizes deleted pods, as a kubelet would.
     pods.delete("p", &DeleteParams::default()).await.unwrap();
-    eventually("pod p deleted", async || pods.get_opt("p").await.ok()?.is_none().then_some(())).await;
+    eventually("pod p deleted", async || {
+        pods.get_opt("p").await.ok()?.is_none().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -88,7 +120,16 @@ async fn owned_object_is_garbage_collected() {
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "gc").await;
     let cms: Api<ConfigMap> = Api::namespaced(client, &ns.name);
-    let owner = cms.create(&PostParams::default(), &ConfigMap { metadata: meta("owner"), ..Default::default() }).await.unwrap();
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: meta("owner"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let child = ConfigMap {
         metadata: ObjectMeta {
             owner_references: Some(vec![OwnerReference {
@@ -116,21 +157,35 @@ async fn rbac_refuses_a_service_account_without_a_binding() {
     let admin = cluster.client().await;
     let ns = TestNamespace::new(&admin, "rbac").await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);
-    sas.create(&PostParams::default(), &ServiceAccount { metadata: meta("nobody"), ..Default::default() })
-        .await
-        .unwrap();
-    let token = cluster.service_account_token(&admin, &ns.name, "nobody").await;
+    sas.create(
+        &PostParams::default(),
+        &ServiceAccount {
+            metadata: meta("nobody"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let token = cluster
+        .service_account_token(&admin, &ns.name, "nobody")
+        .await;
     let as_sa: Api<Pod> = Api::namespaced(cluster.client_with_token(&token).await, &ns.name);
 
     match as_sa.list(&ListParams::default()).await {
-        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "expected Forbidden, got {status:?}"),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "expected Forbidden, got {status:?}")
+        }
         other => panic!("expected 403 Forbidden, got {other:?}"),
     }
 
     // Control: the same token works once bound to the `view` ClusterRole, so the 403 was RBAC.
     let rb = RoleBinding {
         metadata: meta("nobody-view"),
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: "view".into() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "view".into(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name: "nobody".into(),
@@ -138,6 +193,12 @@ async fn rbac_refuses_a_service_account_without_a_binding() {
             ..Default::default()
         }]),
     };
-    Api::<RoleBinding>::namespaced(admin, &ns.name).create(&PostParams::default(), &rb).await.unwrap();
-    eventually("list pods allowed after the RoleBinding", async || as_sa.list(&ListParams::default()).await.ok()).await;
+    Api::<RoleBinding>::namespaced(admin, &ns.name)
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
+    eventually("list pods allowed after the RoleBinding", async || {
+        as_sa.list(&ListParams::default()).await.ok()
+    })
+    .await;
 }

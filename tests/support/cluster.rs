@@ -77,7 +77,10 @@ pub fn shared() -> &'static Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Cluster { kubeconfig: dir.join("kubeconfig"), dir }
+        Cluster {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+        }
     })
 }
 
@@ -105,17 +108,27 @@ impl Cluster {
     }
 
     /// A short-lived token for `namespace/name` from the TokenRequest API.
-    pub async fn service_account_token(&self, client: &Client, namespace: &str, name: &str) -> String {
+    pub async fn service_account_token(
+        &self,
+        client: &Client,
+        namespace: &str,
+        name: &str,
+    ) -> String {
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
         let req = TokenRequest {
-            spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(600),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let tr = sas
             .create_token_request(name, &PostParams::default(), &req)
             .await
             .expect("TokenRequest");
-        tr.status.and_then(|s| s.token).expect("TokenRequest returned a token")
+        tr.status
+            .and_then(|s| s.token)
+            .expect("TokenRequest returned a token")
     }
 
     /// Directory of the control plane binaries (kubectl, ...), from `hack/build-k8s.sh`.
@@ -149,13 +162,23 @@ impl TestNamespace {
         let name = namespace_name(test);
         let nss: Api<Namespace> = Api::all(client.clone());
         let ns = Namespace {
-            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        nss.create(&PostParams::default(), &ns).await.expect("create test namespace");
+        nss.create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         for _ in 0..100 {
-            if sas.get_opt("default").await.expect("get ServiceAccount").is_some() {
+            if sas
+                .get_opt("default")
+                .await
+                .expect("get ServiceAccount")
+                .is_some()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -174,7 +197,13 @@ impl Drop for TestNamespace {
         let _ = Command::new(&self.kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .arg("--request-timeout=10s")
             .output();
     }
@@ -184,11 +213,22 @@ impl Drop for TestNamespace {
 fn namespace_name(test: &str) -> String {
     let mut label: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     label.truncate(50);
     let label = label.trim_matches('-');
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
     format!("t-{label}-{:06x}", h.finish() & 0xff_ffff)
 }
