@@ -5,6 +5,7 @@ pub mod api;
 pub mod autoscaler;
 pub mod autoscaling;
 pub mod controller;
+pub mod diff;
 pub mod http;
 pub mod labels;
 pub mod lease;

@@ -15,6 +15,11 @@ enum Command {
     /// Print the RayCluster CustomResourceDefinition as YAML.
     #[command(after_help = "Example:\n  ray-operator crd | kubectl apply -f -")]
     Crd,
+    /// Diff the rendered manifests against the live cluster, like `kubectl diff`.
+    #[command(
+        after_help = "Exit status: 0 no differences, 1 differences (printed), 2 an error.\n\nExamples:\n  ray-operator diff example-cluster -n ray --set clusterOnly=true\n  ray-operator diff ray-operator --set operatorOnly=true -f my-values.yaml"
+    )]
+    Diff(ray_operator::render::RenderArgs),
     /// Run the operator: reconcile every RayCluster it may see.
     #[command(
         after_help = "Examples:\n  ray-operator run                      # all namespaces\n  ray-operator run --namespace ray      # only namespace ray\n  KUBECONFIG=.cluster/kubeconfig ray-operator run --health-port 8080"
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => run(args),
+        Command::Diff(args) => ray_operator::diff::run(&args),
         Command::Render(args) => ray_operator::render::run(&args),
         Command::ValuesSchema => {
             print!("{}", ray_operator::values::schema_json());
