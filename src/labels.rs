@@ -62,37 +62,6 @@ pub fn head_service_name(cluster: &str) -> String {
     format!("{cluster}-ray-head")
 }
 
-/// `rayWorkerType` -> `ray-worker-type`, like sprig's `kebabcase` that the
-/// chart uses for `generateName`, so pods are named alike either way.
-pub fn kebab_case(name: &str) -> String {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        if c == '_' || c == ' ' || c == '.' || c == '-' {
-            if !out.is_empty() && !out.ends_with('-') {
-                out.push('-');
-            }
-            continue;
-        }
-        if c.is_uppercase() {
-            let prev = i.checked_sub(1).map(|j| chars[j]);
-            let next = chars.get(i + 1);
-            let boundary = match prev {
-                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
-                Some(p) if p.is_uppercase() => next.is_some_and(|n| n.is_lowercase()),
-                _ => false,
-            };
-            if boundary && !out.ends_with('-') {
-                out.push('-');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
 /// FNV-1a: a hash that stays the same across Rust releases and platforms, so a
 /// launch-config label written by one operator build matches the next one's.
 pub fn stable_hash(bytes: &[u8]) -> String {
@@ -125,18 +94,6 @@ pub fn random_suffix() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kebab_case_matches_sprig() {
-        for (input, want) in [
-            ("rayWorkerType", "ray-worker-type"),
-            ("rayHeadType", "ray-head-type"),
-            ("gpu_worker", "gpu-worker"),
-            ("worker", "worker"),
-        ] {
-            assert_eq!(kebab_case(input), want, "{input}");
-        }
-    }
 
     #[test]
     fn stable_hash_is_fnv1a() {

@@ -12,7 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde::Serialize;
 
 use crate::api::{PodType, RayCluster, ServicePort};
-use crate::labels::{kebab_case, stable_hash};
+use crate::labels::stable_hash;
+// The chart names pods with sprig's kebabcase; the operator names them alike.
+use crate::render::helpers::kebabcase as kebab_case;
 
 /// Cluster names longer than this would make the head Service name
 /// (`<cluster>-ray-head`) longer than a DNS label's 63 characters.
