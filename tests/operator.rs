@@ -455,3 +455,50 @@ async fn cluster_scoped_and_namespaced_operators_share_the_cluster_safely() {
         "",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_replica_waits_for_the_lease_and_takes_over() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("leader").await;
+    let mut first = Operator::start("first", &ns.name, true, &[]).await;
+    eventually("the first replica leads", WAIT, async || {
+        first
+            .logs()
+            .contains("holding the leader Lease")
+            .then_some(())
+    })
+    .await;
+    let second = Operator::start("second", &ns.name, true, &[]).await;
+    create_cluster("c", &ns.name, &[]);
+    let pods_before = running(&client, &ns.name, "c", 2).await;
+    eventually("the second replica waits", WAIT, async || {
+        second
+            .logs()
+            .contains("waiting for the leader Lease")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !second.logs().contains("creating head pod"),
+        "only the leader acts"
+    );
+
+    first.kill();
+    eventually("the second replica takes over", WAIT, async || {
+        second
+            .logs()
+            .contains("holding the leader Lease")
+            .then_some(())
+    })
+    .await;
+    let worker = names_of(&pods_before, "worker").into_iter().next().unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    api.delete(&worker, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    let after = running(&client, &ns.name, "c", 2).await;
+    assert!(
+        !names_of(&after, "worker").contains(&worker),
+        "the new leader replaced the deleted worker"
+    );
+}
