@@ -288,11 +288,10 @@ impl Round {
                 .collect(),
             infeasible: plan.infeasible.clone(),
         };
-        if let Some((_, client)) = &self.client {
-            if let Err(e) = client.report_state(&report).await {
+        if let Some((_, client)) = &self.client
+            && let Err(e) = client.report_state(&report).await {
                 tracing::debug!(cluster = %self.name, namespace = %self.namespace, "reporting to Ray: {e}");
             }
-        }
     }
 
     /// The autoscaler part of the RayCluster's status. The decision and its

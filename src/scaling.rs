@@ -55,13 +55,12 @@ impl Board {
             .expect("board lock")
             .insert(key.to_string(), view.clone())
             != Some(view);
-        if changed {
-            if let Some((namespace, name)) = key.split_once('/') {
+        if changed
+            && let Some((namespace, name)) = key.split_once('/') {
                 let _ = self
                     .trigger
                     .unbounded_send(ObjectRef::new(name).within(namespace));
             }
-        }
     }
 
     pub fn forget(&self, key: &str) {

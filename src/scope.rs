@@ -48,11 +48,10 @@ impl Scope {
         let Scope::AllNamespaces { client, claims } = self else {
             return None;
         };
-        if let Some((at, holder)) = claims.lock().expect("claims lock").get(namespace) {
-            if at.elapsed() < CLAIM_CACHE_TTL {
+        if let Some((at, holder)) = claims.lock().expect("claims lock").get(namespace)
+            && at.elapsed() < CLAIM_CACHE_TTL {
                 return holder.clone();
             }
-        }
         let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
         let holder = match api.get_opt(NAMESPACED_LEASE).await {
             Ok(lease) => lease.and_then(|l| fresh_holder(&l, k8s_openapi::jiff::Timestamp::now())),

@@ -117,7 +117,10 @@ pub struct RayClusterSpec {
 ]))]
 pub struct PodType {
     /// Name of the pod type, unique within the cluster; part of its pods' names.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    )]
     pub name: String,
 
     /// The fewest workers of this type the cluster keeps.

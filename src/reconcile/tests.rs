@@ -438,7 +438,11 @@ fn a_lost_or_failed_head_is_an_autoscaling_exception() {
         None,
         Some("demo-head-older"),
     );
-    assert_eq!((p.autoscaler_retries, p.delete.len()), (0, 0), "the current head stays");
+    assert_eq!(
+        (p.autoscaler_retries, p.delete.len()),
+        (0, 0),
+        "the current head stays"
+    );
 }
 
 #[test]
