@@ -14,8 +14,9 @@ lint:
 	cargo clippy --all-targets --locked -- -D warnings
 
 # Integration tests start (or reuse) the control plane in .cluster/; it is left running.
+# Not --all-targets: benches have harness = false and would run whole benchmarks.
 test: setup lint
-	cargo test --locked --all-targets
+	cargo test --locked --lib --bins --tests
 
 demo: k8s-bins
 	hack/demo.sh

@@ -92,6 +92,7 @@ struct Round {
     unreachable_since: Option<Instant>,
     infeasible: Vec<String>,
     last_decision: Option<(String, String)>,
+    last_error: Option<String>,
     report_version: i64,
 }
 
@@ -109,6 +110,7 @@ async fn run_cluster(key: String, ctx: Arc<Context>) {
         unreachable_since: None,
         infeasible: Vec::new(),
         last_decision: None,
+        last_error: None,
         report_version: 0,
     };
     let mut ticker = tokio::time::interval(ctx.autoscalers.settings.interval);
@@ -122,8 +124,14 @@ async fn run_cluster(key: String, ctx: Arc<Context>) {
         if cluster.metadata.deletion_timestamp.is_some() {
             break;
         }
-        if let Err(message) = round.step(&ctx, &cluster).await {
-            tracing::debug!(cluster = %round.name, namespace = %round.namespace, "autoscaler: {message}");
+        match round.step(&ctx, &cluster).await {
+            // Said once per change, so a head that stays down does not flood the log.
+            Err(message) if round.last_error.as_ref() != Some(&message) => {
+                tracing::info!(cluster = %round.name, namespace = %round.namespace, "autoscaler waits: {message}");
+                round.last_error = Some(message);
+            }
+            Err(_) => {}
+            Ok(()) => round.last_error = None,
         }
     }
     ctx.board.forget(&round.key);
@@ -289,9 +297,10 @@ impl Round {
             infeasible: plan.infeasible.clone(),
         };
         if let Some((_, client)) = &self.client
-            && let Err(e) = client.report_state(&report).await {
-                tracing::debug!(cluster = %self.name, namespace = %self.namespace, "reporting to Ray: {e}");
-            }
+            && let Err(e) = client.report_state(&report).await
+        {
+            tracing::debug!(cluster = %self.name, namespace = %self.namespace, "reporting to Ray: {e}");
+        }
     }
 
     /// The autoscaler part of the RayCluster's status. The decision and its
