@@ -50,3 +50,11 @@ cluster-down:
 ray:
 	hack/install-ray.sh
 # --- end Ray ---
+
+# --- helm for the render parity and manifests tests (hack/install-helm.sh; tests/render_parity.rs, tests/manifests.rs) ---
+.PHONY: helm
+
+# Install real helm (and kubectl) into ~/.cache/ray-operator/helm/bin.
+helm:
+	hack/install-helm.sh
+# --- end helm ---
