@@ -296,45 +296,57 @@ async fn render_matrix_passes_server_dry_run() {
         })
     };
     let id = suffix();
-    for case in CASES {
-        let release = format!("{}-{id}", case.release);
-        let args = case.args_in(ours(case.namespace), ours(case.operator_namespace));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let helm_out = Command::new(helm())
-            .current_dir(ROOT)
-            .args(["template", &release, "charts/ray"])
-            .args(&args)
-            .output()
-            .expect("run helm");
-        assert!(
-            helm_out.status.success(),
-            "{}: helm template failed: {}",
-            case.name,
-            String::from_utf8_lossy(&helm_out.stderr)
-        );
-        let from_helm = String::from_utf8(helm_out.stdout).unwrap();
-        let mut render_args = vec![release.as_str()];
-        render_args.extend(&args);
-        // `-f tests/fixtures/...` is relative: cargo runs tests in the package root.
-        let from_render = render(&render_args);
-        for (who, manifests) in [("helm template", &from_helm), ("render", &from_render)] {
-            let out = try_kubectl(
-                &["apply", "--dry-run=server", "-o", "name", "-f", "-"],
-                manifests,
-            )
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: the API server rejects {who}'s manifests:\n{e}\n{manifests}",
-                    case.name
-                )
-            });
-            assert_eq!(
-                out.lines().count(),
-                documents(manifests),
-                "{}: not every object of {who} was applied:\n{out}",
-                case.name
-            );
+    // The cases are independent: run them side by side (kubectl and helm mostly wait).
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = CASES
+            .iter()
+            .map(|case| {
+                let release = format!("{}-{id}", case.release);
+                let args = case.args_in(ours(case.namespace), ours(case.operator_namespace));
+                scope.spawn(move || dry_run_case(case.name, &release, &args))
+            })
+            .collect();
+        for run in runs {
+            if let Err(panic) = run.join() {
+                std::panic::resume_unwind(panic);
+            }
         }
+    });
+}
+
+/// `helm template` and `ray-operator render` of one case, each through
+/// `kubectl apply --dry-run=server`: every object must be accepted.
+fn dry_run_case(name: &str, release: &str, args: &[String]) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let helm_out = Command::new(helm())
+        .current_dir(ROOT)
+        .args(["template", release, "charts/ray"])
+        .args(&args)
+        .output()
+        .expect("run helm");
+    assert!(
+        helm_out.status.success(),
+        "{name}: helm template failed: {}",
+        String::from_utf8_lossy(&helm_out.stderr)
+    );
+    let from_helm = String::from_utf8(helm_out.stdout).unwrap();
+    let mut render_args = vec![release];
+    render_args.extend(&args);
+    // `-f tests/fixtures/...` is relative: cargo runs tests in the package root.
+    let from_render = render(&render_args);
+    for (who, manifests) in [("helm template", &from_helm), ("render", &from_render)] {
+        let out = try_kubectl(
+            &["apply", "--dry-run=server", "-o", "name", "-f", "-"],
+            manifests,
+        )
+        .unwrap_or_else(|e| {
+            panic!("{name}: the API server rejects {who}'s manifests:\n{e}\n{manifests}")
+        });
+        assert_eq!(
+            out.lines().count(),
+            documents(manifests),
+            "{name}: not every object of {who} was applied:\n{out}"
+        );
     }
 }
 
@@ -861,21 +873,23 @@ async fn helm_upgrade_then_uninstall() {
     expect.push(format!("RayCluster {n}/{release}"));
     assert_eq!(release_objects(&release), set(&expect));
     assert_eq!(worker_max(n, &release), (3, 3));
-    let generation = |ns: &str| {
+    let operator = operator_name(&release);
+    let generation = |kind: &str, name: &str| {
         kubectl(
             &[
                 "-n",
-                ns,
+                n,
                 "get",
-                "raycluster",
-                &release,
+                kind,
+                name,
                 "-o",
                 "jsonpath={.metadata.generation}",
             ],
             "",
         )
     };
-    let before = generation(n);
+    let before = generation("raycluster", &release);
+    let deployment_before = generation("deployment", &operator);
 
     helm_run(&[
         "-n",
@@ -889,7 +903,13 @@ async fn helm_upgrade_then_uninstall() {
         "podTypes.rayWorkerType.maxWorkers=5",
     ]);
     assert_eq!(worker_max(n, &release), (5, 5));
-    assert_ne!(generation(n), before, "the upgrade did not change the spec");
+    assert_ne!(
+        generation("raycluster", &release),
+        before,
+        "the upgrade did not change the RayCluster's spec"
+    );
+    // Changing maxWorkers restarts nothing: the operator's Deployment is as it was.
+    assert_eq!(generation("deployment", &operator), deployment_before);
     assert_eq!(release_objects(&release), set(&expect));
     let history = helm_run(&["-n", n, "history", &release, "-o", "json"]);
     let history: Value = serde_json::from_str(&history).unwrap();
