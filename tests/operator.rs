@@ -305,13 +305,12 @@ async fn a_lost_head_is_recovered_and_counted() {
         .await
         .unwrap();
 
-    let after = eventually("recovered with one retry", WAIT, async || {
+    eventually("recovered with one retry", WAIT, async || {
         let s = status(&client, &ns.name, "c").await;
         (s.phase == Some(Phase::Running) && s.autoscaler_retries == 1 && s.ready_workers == 2)
             .then_some(())
     })
     .await;
-    let _ = after;
     let now = pods(&client, &ns.name, "c").await;
     assert!(!names_of(&now, "head").contains(&head), "a new head");
     assert!(
