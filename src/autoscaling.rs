@@ -230,6 +230,7 @@ impl Round {
             .collect();
         let mut remove = BTreeSet::new();
         for drain in &plan.drain {
+            tracing::info!(cluster = %self.name, namespace = %self.namespace, "removing {} ({:?}, Ray node {:?})", drain.pod, drain.cause, drain.node_id);
             let accepted = match &drain.node_id {
                 None => true,
                 Some(node) => match client

@@ -167,6 +167,12 @@ impl RayHead {
     }
 
     fn ray_start(&self, args: &[String], env: &[(&str, &str)]) {
+        if let Err(e) = self.try_ray_start(args, env) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_ray_start(&self, args: &[String], env: &[(&str, &str)]) -> Result<(), String> {
         let out = Command::new(self.venv.join("bin/ray"))
             .arg("start")
             .args(args)
@@ -177,12 +183,15 @@ impl RayHead {
             .stdin(Stdio::null())
             .output()
             .expect("run ray start");
-        assert!(
-            out.status.success(),
-            "ray start {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ray start {args:?} failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// A one-CPU worker node reporting `instance_id` / `ray_node_type_name`
@@ -195,6 +204,21 @@ impl RayHead {
     /// `RAY_NODE_TYPE_NAME`) with these resource flags (`--num-cpus=4`,
     /// `--num-gpus=1`, `--resources={...}`); stopped by PID when dropped.
     pub fn worker(&self, pod: &str, pod_type: &str, resources: &[&str]) -> RayWorker {
+        match self.try_worker(pod, pod_type, resources) {
+            Ok(worker) => worker,
+            Err((_, e)) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`RayHead::worker`], but a failed `ray start` is an `Err` (e.g. when
+    /// the autoscaler drained the idle node before `ray start` saw it
+    /// registered). The returned guard stops what did start either way.
+    pub fn try_worker(
+        &self,
+        pod: &str,
+        pod_type: &str,
+        resources: &[&str],
+    ) -> Result<RayWorker, (RayWorker, String)> {
         let agent_port = free_port().to_string();
         let mut args = vec![
             format!("--address={}", self.address()),
@@ -202,16 +226,20 @@ impl RayHead {
             agent_port,
         ];
         args.extend(resources.iter().map(|s| s.to_string()));
-        self.ray_start(
+        let started = self.try_ray_start(
             &args,
             &[
                 ("RAY_CLOUD_INSTANCE_ID", pod),
                 ("RAY_NODE_TYPE_NAME", pod_type),
             ],
         );
-        RayWorker {
+        let worker = RayWorker {
             pod: pod.to_string(),
             temp_dir: self.temp_dir.clone(),
+        };
+        match started {
+            Ok(()) => Ok(worker),
+            Err(e) => Err((worker, e)),
         }
     }
 

@@ -1,0 +1,410 @@
+//! The operator's autoscaler against a real Ray head (issue 5, part 4).
+//!
+//! kwok pods run no processes, so the test runs Ray itself: a head (no CPUs,
+//! so every task needs a worker), the cluster's `gcsAddress` pointing at it,
+//! and, for the pods the operator creates, Ray worker nodes that join with the
+//! pod's name as `RAY_CLOUD_INSTANCE_ID`. Needs `make ray`; every Ray process
+//! is stopped by PID, also on panic.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
+use ray_operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
+use support::cluster::{TestNamespace, shared};
+use support::operator::{Operator, eventually, install_crd, kubectl};
+use support::ray::{RayHead, RayWorker};
+
+const NAME: &str = "auto";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn cluster_yaml(gcs: &str) -> String {
+    format!(
+        r#"
+apiVersion: cluster.ray.io/v1
+kind: RayCluster
+metadata: {{name: {NAME}}}
+spec:
+  headPodType: head
+  idleTimeoutMinutes: 0
+  gcsAddress: "{gcs}"
+  podTypes:
+  - name: head
+    minWorkers: 0
+    maxWorkers: 0
+    rayResources: {{CPU: 0}}
+    podConfig:
+      spec:
+        containers:
+        - {{name: ray-node, image: rayproject/ray:2.47.1, resources: {{limits: {{cpu: 1, memory: 2Gi}}}}}}
+  - name: cpu
+    minWorkers: 0
+    maxWorkers: 2
+    podConfig:
+      spec:
+        containers:
+        - {{name: ray-node, image: rayproject/ray:2.47.1, resources: {{limits: {{cpu: 4, memory: 4Gi}}}}}}
+  - name: gpu
+    minWorkers: 0
+    maxWorkers: 1
+    podConfig:
+      spec:
+        containers:
+        - {{name: ray-node, image: rayproject/ray:2.47.1, resources: {{limits: {{cpu: 4, nvidia.com/gpu: 1}}}}}}
+"#
+    )
+}
+
+/// Live (not terminating) pods of the cluster with this `ray-user-node-type`, by name.
+async fn pods_of(client: &Client, ns: &str, pod_type: &str) -> Vec<String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut names: Vec<String> = api
+        .list(&ListParams::default().labels(&format!(
+            "ray-cluster-name={NAME},ray-user-node-type={pod_type}"
+        )))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| p.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Ready (kwok Running) live pods of a type.
+async fn ready_pods_of(client: &Client, ns: &str, pod_type: &str) -> Vec<String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut names: Vec<String> = api
+        .list(&ListParams::default().labels(&format!(
+            "ray-cluster-name={NAME},ray-user-node-type={pod_type}"
+        )))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .map(|p| p.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn status(client: &Client, ns: &str) -> RayClusterStatus {
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), ns);
+    api.get(NAME).await.unwrap().status.unwrap_or_default()
+}
+
+async fn warnings(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+        .collect()
+}
+
+/// The most live pods seen per type (and every phase seen), sampled every
+/// 100 ms for the whole test.
+fn watch_maxima(client: Client, ns: String) -> Arc<Mutex<BTreeMap<String, usize>>> {
+    let maxima = Arc::new(Mutex::new(BTreeMap::new()));
+    let m = maxima.clone();
+    tokio::spawn(async move {
+        loop {
+            for ty in ["head", "cpu", "gpu"] {
+                let n = pods_of(&client, &ns, ty).await.len();
+                let mut m = m.lock().unwrap();
+                let e = m.entry(ty.to_string()).or_insert(0);
+                *e = (*e).max(n);
+            }
+            let phase = status(&client, &ns).await.phase;
+            m.lock().unwrap().insert(format!("phase {phase:?}"), 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    maxima
+}
+
+/// Asserts that for `hold` the pod counts stay as given.
+async fn holds(client: &Client, ns: &str, what: &str, want: &[(&str, usize)], hold: Duration) {
+    let until = Instant::now() + hold;
+    while Instant::now() < until {
+        for (ty, n) in want {
+            let pods = pods_of(client, ns, ty).await;
+            assert_eq!(pods.len(), *n, "{what}: {ty} pods {pods:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Ray nodes of these pods that are still alive in the GCS.
+async fn live_ray_nodes(gcs: &GcsClient, pods: &[String]) -> Vec<String> {
+    let state = gcs.cluster_state().await.expect("GetClusterResourceState");
+    state
+        .nodes
+        .iter()
+        .filter(|n| pods.contains(&n.instance_id) && n.status != NodeStatus::Dead)
+        .map(|n| format!("{} {:?}", n.instance_id, n.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_autoscales_against_a_real_head() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    // Fails with "run `make ray`" when Ray is missing, before touching Kubernetes.
+    support::ray::venv();
+    shared();
+    install_crd();
+    let client = shared().client().await;
+    let ns_guard = TestNamespace::new(&client, "autoscaler").await;
+    let ns = ns_guard.name.clone();
+
+    let t = Instant::now();
+    let head = RayHead::start_with(&["--num-cpus=0"]);
+    eprintln!("head started in {:?} at {}", t.elapsed(), head.address());
+    let gcs = GcsClient::new(GcsOptions::new(head.address())).unwrap();
+    let _operator = Operator::start(
+        "as",
+        &ns,
+        true,
+        &[
+            "--autoscaler=true",
+            "--autoscaler-interval-ms",
+            "250",
+            "--gcs-grace-seconds",
+            "3",
+        ],
+    )
+    .await;
+    kubectl(
+        &["apply", "-n", &ns, "-f", "-"],
+        &cluster_yaml(&head.address()),
+    );
+    let first_head = eventually("the head pod Running", WAIT, async || {
+        let heads = ready_pods_of(&client, &ns, "head").await;
+        let s = status(&client, &ns).await;
+        (heads.len() == 1 && s.phase == Some(Phase::Running)).then(|| heads[0].clone())
+    })
+    .await;
+    let maxima = watch_maxima(client.clone(), ns.clone());
+    holds(
+        &client,
+        &ns,
+        "no demand",
+        &[("cpu", 0), ("gpu", 0)],
+        Duration::from_secs(1),
+    )
+    .await;
+
+    // (a) 3 x {CPU: 4}: cpu pods, capped at maxWorkers 2; no gpu pods.
+    let mut cpu_driver = head.spawn_driver("cpu", 0);
+    let t = Instant::now();
+    let cpu_pods = eventually("2 cpu pods", WAIT, async || {
+        let pods = pods_of(&client, &ns, "cpu").await;
+        (pods.len() == 2).then_some(pods)
+    })
+    .await;
+    let took = t.elapsed();
+    eprintln!("(a) 2 cpu pods {took:?} after the driver submitted");
+    assert!(took < Duration::from_secs(5), "cpu pods took {took:?}");
+    let s = eventually("pendingDemand in status", WAIT, async || {
+        let s = status(&client, &ns).await;
+        let a = s.autoscaler.clone().unwrap_or_default();
+        a.pending_demand
+            .iter()
+            .any(|d| d.starts_with("3 x") && d.contains("CPU"))
+            .then_some(a)
+    })
+    .await;
+    eprintln!("(a) status.autoscaler: {s:?}");
+    holds(
+        &client,
+        &ns,
+        "(a) capped",
+        &[("cpu", 2), ("gpu", 0)],
+        Duration::from_secs(2),
+    )
+    .await;
+
+    // (b) a GPU task: exactly one gpu pod.
+    let mut gpu_driver = head.spawn_driver("gpu", 0);
+    let t = Instant::now();
+    let gpu_pods = eventually("1 gpu pod", WAIT, async || {
+        let pods = pods_of(&client, &ns, "gpu").await;
+        (pods.len() == 1).then_some(pods)
+    })
+    .await;
+    eprintln!("(b) gpu pod {:?} after the driver submitted", t.elapsed());
+    holds(
+        &client,
+        &ns,
+        "(b)",
+        &[("cpu", 2), ("gpu", 1)],
+        Duration::from_secs(2),
+    )
+    .await;
+
+    // (c) {CPU: 64} fits no type: nothing created, a Warning and the status say so.
+    let mut infeasible = head.spawn_driver("infeasible", 0);
+    let event = eventually("an InfeasibleDemand Warning", WAIT, async || {
+        warnings(&client, &ns, "InfeasibleDemand").await.pop()
+    })
+    .await;
+    eprintln!("(c) event: {:?}", event.note);
+    assert!(
+        event.note.as_deref().unwrap_or_default().contains("64"),
+        "{event:?}"
+    );
+    eventually("infeasibleDemand in status", WAIT, async || {
+        let a = status(&client, &ns).await.autoscaler.unwrap_or_default();
+        a.infeasible_demand
+            .iter()
+            .any(|d| d.contains("64"))
+            .then_some(())
+    })
+    .await;
+    holds(
+        &client,
+        &ns,
+        "(c)",
+        &[("cpu", 2), ("gpu", 1)],
+        Duration::from_secs(2),
+    )
+    .await;
+    infeasible.stop();
+    eventually("infeasibleDemand cleared", WAIT, async || {
+        let a = status(&client, &ns).await.autoscaler.unwrap_or_default();
+        a.infeasible_demand.is_empty().then_some(())
+    })
+    .await;
+
+    // (d) Ray workers join for the pods, run the tasks, go idle and are drained.
+    let t = Instant::now();
+    let mut workers: Vec<RayWorker> = Vec::new();
+    // The tasks are short: a worker that joins after they are done is idle at
+    // once and may be drained before its `ray start` returns; that is fine here.
+    let joins = cpu_pods
+        .iter()
+        .map(|p| (p, "cpu", &["--num-cpus=4", "--memory=4294967296"][..]))
+        .chain(gpu_pods.iter().map(|p| (p, "gpu", &["--num-cpus=4", "--num-gpus=1"][..])));
+    for (pod, ty, resources) in joins {
+        match head.try_worker(pod, ty, resources) {
+            Ok(w) => workers.push(w),
+            Err((w, e)) => {
+                eprintln!("(d) {pod}: ray start failed (drained while joining?): {}", e.lines().last().unwrap_or_default());
+                workers.push(w);
+            }
+        }
+    }
+    eprintln!("(d) 3 Ray workers started in {:?}", t.elapsed());
+    assert!(
+        cpu_driver.wait_line(|l| l == "DONE", WAIT).is_some(),
+        "the CPU tasks never finished"
+    );
+    assert!(
+        gpu_driver.wait_line(|l| l == "DONE", WAIT).is_some(),
+        "the GPU task never finished"
+    );
+    cpu_driver.stop();
+    gpu_driver.stop();
+    let all: Vec<String> = cpu_pods.iter().chain(&gpu_pods).cloned().collect();
+    let t = Instant::now();
+    eventually("idle workers drained and deleted", WAIT, async || {
+        let cpu = pods_of(&client, &ns, "cpu").await;
+        let gpu = pods_of(&client, &ns, "gpu").await;
+        let live = live_ray_nodes(&gcs, &all).await;
+        (cpu.is_empty() && gpu.is_empty() && live.is_empty()).then_some(())
+    })
+    .await;
+    eprintln!("(d) drained and deleted in {:?}", t.elapsed());
+    let s = status(&client, &ns).await;
+    eprintln!(
+        "(d) last decision: {:?}",
+        s.autoscaler.map(|a| a.last_decision)
+    );
+    drop(workers);
+    holds(
+        &client,
+        &ns,
+        "(d) stays at minWorkers",
+        &[("cpu", 0), ("gpu", 0)],
+        Duration::from_secs(2),
+    )
+    .await;
+
+    // (e) request_resources(num_cpus=8): 2 cpu pods, held while the request stands
+    // (also once their Ray nodes join and sit idle).
+    let _request = head.spawn_driver("request", 8);
+    let requested = eventually("2 cpu pods for request_resources", WAIT, async || {
+        let pods = pods_of(&client, &ns, "cpu").await;
+        (pods.len() == 2).then_some(pods)
+    })
+    .await;
+    let mut workers: Vec<RayWorker> = Vec::new();
+    for pod in &requested {
+        workers.push(head.worker(pod, "cpu", &["--num-cpus=4"]));
+    }
+    eventually("requested workers joined Ray", WAIT, async || {
+        (live_ray_nodes(&gcs, &requested).await.len() == 2).then_some(())
+    })
+    .await;
+    holds(
+        &client,
+        &ns,
+        "(e) held",
+        &[("cpu", 2), ("gpu", 0)],
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(pods_of(&client, &ns, "cpu").await, requested);
+    assert_eq!(live_ray_nodes(&gcs, &requested).await.len(), 2);
+
+    // (f) The head's Ray dies while its pod runs: after the grace period the
+    // cluster restarts through AutoscalingExceptionRecovery with a new head.
+    let retries_before = status(&client, &ns).await.autoscaler_retries;
+    assert_eq!(retries_before, 0);
+    let killed = Instant::now();
+    head.kill_head();
+    eprintln!("(f) head's Ray killed in {:?}", killed.elapsed());
+    // The new head's GCS address is the same dead one, so the cluster restarts
+    // again after every grace period: look at the first restart.
+    let (new_head, s) = eventually("a new head pod", WAIT, async || {
+        let heads = pods_of(&client, &ns, "head").await;
+        let new = heads.iter().find(|h| **h != first_head).cloned()?;
+        Some((new, status(&client, &ns).await))
+    })
+    .await;
+    let took = killed.elapsed();
+    eprintln!(
+        "(f) new head {new_head} {took:?} after the kill; phase {:?}, retries {}",
+        s.phase, s.autoscaler_retries
+    );
+    assert!(took >= Duration::from_secs(3), "restarted before the grace period: {took:?}");
+    assert_eq!(s.autoscaler_retries, 1, "{s:?}");
+    assert!(
+        matches!(s.phase, Some(Phase::AutoscalingExceptionRecovery) | Some(Phase::Running)),
+        "{s:?}"
+    );
+    let events = warnings(&client, &ns, "HeadFailed").await;
+    eprintln!("(f) event: {:?}", events.first().and_then(|e| e.note.clone()));
+    assert!(!events.is_empty());
+    drop(workers);
+
+    let maxima = maxima.lock().unwrap().clone();
+    eprintln!("most pods seen per type: {maxima:?}");
+    assert!(maxima.get("cpu").copied().unwrap_or(0) <= 2, "{maxima:?}");
+    assert!(maxima.get("gpu").copied().unwrap_or(0) <= 1, "{maxima:?}");
+}
