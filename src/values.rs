@@ -343,6 +343,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn committed_schema_is_current() {
+        let committed = include_str!("../charts/ray/values.schema.json");
+        assert!(
+            committed == schema_json(),
+            "charts/ray/values.schema.json is stale: run `make values-schema`"
+        );
+    }
+
+    #[test]
+    fn chart_defaults_are_valid() {
+        let v: serde_json::Value =
+            serde_yaml_ng::from_str(include_str!("../charts/ray/values.yaml")).unwrap();
+        let values: Values = serde_path_to_error::deserialize(v).unwrap();
+        check(&values).unwrap();
+    }
+
+    #[test]
     fn quantities() {
         for ok in [
             "1Gi", "512Mi", "1", "1.5", ".5G", "1e9", "1E+3", "100m", "2.",

@@ -302,12 +302,101 @@ fn printf(args: &[Value]) -> Result<String, String> {
 }
 
 /// Helm's `toYaml`: YAML of the value as Helm holds it after a JSON round trip
-/// (whole floats print as integers), without the final newline.
+/// (whole floats print as integers), block style like go-yaml, without the
+/// final newline. Strings a YAML 1.1 reader (kubectl) could take for anything
+/// else (`yes`, `on`, `1`, `true`, ...) are double-quoted.
 pub fn to_yaml(v: &Value) -> Result<String, String> {
     let mut v = v.clone();
     super::merge::integers(&mut v);
-    let text = serde_yaml_ng::to_string(&v).map_err(|e| e.to_string())?;
-    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
+    let mut lines = Vec::new();
+    yaml_block(&v, 0, &mut lines);
+    Ok(lines.join("\n"))
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|_| n.is_f64())
+            .map_or_else(|| n.to_string(), |f| f.to_string()),
+        Value::String(s) => yaml_string(s),
+        Value::Array(_) => "[]".into(),
+        Value::Object(_) => "{}".into(),
+    }
+}
+
+fn yaml_string(s: &str) -> String {
+    const AMBIGUOUS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+    let chars_ok = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'));
+    let plain = match s.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '/' || c == '_' => {
+            chars_ok && !AMBIGUOUS.contains(&s.to_ascii_lowercase().as_str())
+        }
+        // `256Mi` and `100m` stay plain; `1e3`, `1_000`, `0x1F` (numbers to some reader) do not.
+        Some(c) if c.is_ascii_digit() => {
+            chars_ok
+                && s.parse::<f64>().is_err()
+                && !s.contains('_')
+                && !["0x", "0o", "0b"]
+                    .iter()
+                    .any(|p| s.to_ascii_lowercase().starts_with(p))
+        }
+        _ => false,
+    };
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("a string serializes")
+    }
+}
+
+fn is_block(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+        _ => false,
+    }
+}
+
+/// Appends the lines of `v` at `indent`; a list inside a map is not indented (go-yaml's style).
+fn yaml_block(v: &Value, indent: usize, lines: &mut Vec<String>) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, val) in m {
+                let key = format!("{pad}{}:", yaml_string(k));
+                match val {
+                    Value::Object(_) if is_block(val) => {
+                        lines.push(key);
+                        yaml_block(val, indent + 2, lines);
+                    }
+                    Value::Array(_) if is_block(val) => {
+                        lines.push(key);
+                        yaml_block(val, indent, lines);
+                    }
+                    _ => lines.push(format!("{key} {}", yaml_scalar(val))),
+                }
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for item in a {
+                if is_block(item) {
+                    let mut inner = Vec::new();
+                    yaml_block(item, indent + 2, &mut inner);
+                    let first = inner.remove(0);
+                    lines.push(format!("{pad}- {}", &first[indent + 2..]));
+                    lines.extend(inner);
+                } else {
+                    lines.push(format!("{pad}- {}", yaml_scalar(item)));
+                }
+            }
+        }
+        _ => lines.push(format!("{pad}{}", yaml_scalar(v))),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -5,7 +5,7 @@
 //! handlebars templates (`templates`, `helpers`) -> documents sorted and
 //! printed like Helm's. `tests/render_parity.rs` runs both and compares.
 
-mod helpers;
+pub mod helpers;
 mod merge;
 mod set;
 mod templates;

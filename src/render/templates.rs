@@ -90,6 +90,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn committed_crd_is_current() {
+        assert!(
+            CRD.1 == crate::api::crd_yaml(),
+            "charts/ray/crds/cluster_crd.yaml is stale: run `cargo run -- crd > charts/ray/crds/cluster_crd.yaml`"
+        );
+    }
+
+    #[test]
     fn every_go_template_has_a_twin() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/ray/templates");
         let mut go: Vec<String> = std::fs::read_dir(dir)

@@ -1,0 +1,283 @@
+//! `ray-operator render` against real `helm template` on the same chart and values.
+//!
+//! Both outputs are parsed as multi-document YAML and compared as sets of
+//! objects keyed by kind/namespace/name. Needs helm: `make helm` installs it
+//! (found through $HELM, then ~/.cache/ray-operator/helm/bin, then PATH).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+use serde_json::Value;
+use support::helm::{case_named, helm};
+
+const RENDER: &str = env!("CARGO_BIN_EXE_ray-operator");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Runs `helm template RELEASE charts/ray ARGS` and `ray-operator render RELEASE ARGS`.
+fn both(release: &str, args: &[&str]) -> (Output, Output) {
+    let helm = Command::new(helm())
+        .current_dir(ROOT)
+        .args(["template", release, "charts/ray"])
+        .args(args)
+        .output()
+        .expect("run helm");
+    let render = Command::new(RENDER)
+        .current_dir(ROOT)
+        .args(["render", release])
+        .args(args)
+        .output()
+        .expect("run ray-operator render");
+    (helm, render)
+}
+
+/// Objects by `kind namespace/name`.
+fn objects(stream: &[u8], who: &str) -> BTreeMap<String, Value> {
+    let text = String::from_utf8_lossy(stream);
+    let mut out = BTreeMap::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v = Value::deserialize(doc)
+            .unwrap_or_else(|e| panic!("{who} printed invalid YAML: {e}\n{text}"));
+        if v.is_null() {
+            continue;
+        }
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let key = format!(
+            "{} {}/{}",
+            s("/kind"),
+            s("/metadata/namespace"),
+            s("/metadata/name")
+        );
+        assert!(out.insert(key.clone(), v).is_none(), "{who}: {key} twice");
+    }
+    out
+}
+
+/// [`assert_parity`] on the case of the shared matrix (tests/support/helm.rs) named `name`.
+fn assert_case(name: &str) {
+    let case = case_named(name);
+    let args = case.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_parity(case.name, case.release, &args);
+}
+
+fn assert_parity(name: &str, release: &str, args: &[&str]) {
+    let (helm, render) = both(release, args);
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        helm.status.success(),
+        "{name}: helm failed: {}",
+        stderr(&helm)
+    );
+    assert!(
+        render.status.success(),
+        "{name}: render failed: {}",
+        stderr(&render)
+    );
+    let (h, r) = (
+        objects(&helm.stdout, "helm"),
+        objects(&render.stdout, "render"),
+    );
+    assert!(!h.is_empty(), "{name}: helm rendered nothing");
+    if h != r {
+        let pretty = |m: &BTreeMap<String, Value>| serde_json::to_string_pretty(m).unwrap();
+        let diff = similar::TextDiff::from_lines(pretty(&h), pretty(&r))
+            .unified_diff()
+            .header("helm template", "ray-operator render")
+            .to_string();
+        panic!("{name}: render differs from helm template:\n{diff}");
+    }
+}
+
+#[test]
+fn defaults() {
+    assert_case("defaults");
+}
+
+#[test]
+fn operator_only() {
+    assert_case("operatorOnly");
+}
+
+#[test]
+fn cluster_only() {
+    assert_case("clusterOnly");
+}
+
+#[test]
+fn namespaced_operator() {
+    assert_case("namespacedOperator");
+    assert_case("namespaced operator only");
+}
+
+#[test]
+fn operator_namespace() {
+    assert_case("operatorNamespace");
+}
+
+#[test]
+fn three_worker_types_file() {
+    assert_case("three worker types");
+}
+
+#[test]
+fn cpu_gpu_spelling() {
+    assert_case("CPU/GPU spelling");
+}
+
+#[test]
+fn set_nested_lists_and_strings() {
+    assert_case("--set");
+}
+
+#[test]
+fn set_string() {
+    assert_case("--set-string");
+}
+
+#[test]
+fn other_namespace_and_release_name() {
+    assert_case("namespace");
+    assert_case("release name");
+}
+
+#[test]
+fn include_crds() {
+    assert_case("--include-crds");
+}
+
+/// Both must fail; render names the problem on stderr and prints nothing.
+fn assert_both_fail(name: &str, args: &[&str], expect: &[&str]) {
+    let (helm, render) = both("release-name", args);
+    assert!(!helm.status.success(), "{name}: helm accepted it");
+    assert!(!render.status.success(), "{name}: render accepted it");
+    assert!(render.stdout.is_empty(), "{name}: render printed to stdout");
+    let err = String::from_utf8_lossy(&render.stderr);
+    for e in expect {
+        assert!(
+            err.contains(e),
+            "{name}: render's error does not say {e:?}:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_values_fail_in_both() {
+    assert_both_fail(
+        "unknown headPodType",
+        &["--set", "headPodType=nope"],
+        &["headPodType", "nope"],
+    );
+    assert_both_fail(
+        "minWorkers > maxWorkers",
+        &["--set", "podTypes.rayWorkerType.minWorkers=5"],
+        &["podTypes.rayWorkerType.minWorkers"],
+    );
+    assert_both_fail(
+        "negative count",
+        &["--set", "podTypes.rayWorkerType.maxWorkers=-1"],
+        &["podTypes.rayWorkerType.maxWorkers"],
+    );
+    assert_both_fail(
+        "non-numeric CPU",
+        &["--set", "podTypes.rayHeadType.numCPU=two"],
+        &["podTypes.rayHeadType.numCPU"],
+    );
+    assert_both_fail(
+        "non-numeric GPU",
+        &["--set-string", "podTypes.rayWorkerType.GPU=1"],
+        &["podTypes.rayWorkerType.GPU"],
+    );
+    assert_both_fail(
+        "wrong type",
+        &["--set", "operatorOnly=yes"],
+        &["operatorOnly"],
+    );
+    assert_both_fail(
+        "unknown key",
+        &["--set", "podTypes.rayWorkerType.maxWorker=3"],
+        &["maxWorker"],
+    );
+    assert_both_fail(
+        "bad memory",
+        &["--set", "podTypes.rayWorkerType.memory=lots"],
+        &["podTypes.rayWorkerType.memory"],
+    );
+    assert_both_fail(
+        "malformed YAML",
+        &["-f", "tests/fixtures/malformed.yaml"],
+        &["tests/fixtures/malformed.yaml:4:"],
+    );
+    assert_both_fail(
+        "missing file",
+        &["-f", "tests/fixtures/absent.yaml"],
+        &["tests/fixtures/absent.yaml"],
+    );
+    assert_both_fail(
+        "bad --set syntax",
+        &["--set", "podTypes.rayWorkerType"],
+        &["--set", "has no value"],
+    );
+    assert_both_fail(
+        "bad --set list",
+        &["--set", "imagePullSecrets={a,b"],
+        &["--set", "list must terminate"],
+    );
+}
+
+#[test]
+fn bad_release_name_fails_in_both() {
+    let (helm, render) = both("Bad_Name", &[]);
+    assert!(!helm.status.success() && !render.status.success());
+    assert!(render.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&render.stderr).contains("invalid release name"));
+}
+
+#[test]
+fn output_dir_like_helm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, r) = (dir.path().join("helm"), dir.path().join("render"));
+    let args = |d: &std::path::Path| {
+        vec![
+            "-f".to_string(),
+            "tests/fixtures/three-worker-types.yaml".into(),
+            "--output-dir".into(),
+            d.display().to_string(),
+        ]
+    };
+    let (helm, render) = (
+        Command::new(helm())
+            .current_dir(ROOT)
+            .args(["template", "x", "charts/ray"])
+            .args(args(&h))
+            .output()
+            .unwrap(),
+        Command::new(RENDER)
+            .current_dir(ROOT)
+            .args(["render", "x"])
+            .args(args(&r))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        helm.status.success() && render.status.success(),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    for file in ["operator_cluster_scoped.yaml", "raycluster.yaml"] {
+        let read = |d: &std::path::Path| std::fs::read(d.join("ray/templates").join(file)).unwrap();
+        assert_eq!(
+            objects(&read(&h), "helm"),
+            objects(&read(&r), "render"),
+            "{file}"
+        );
+    }
+    assert!(!r.join("ray/templates/operator_namespaced.yaml").exists());
+}
