@@ -58,3 +58,20 @@ ray:
 helm:
 	hack/install-helm.sh
 # --- end helm ---
+
+# --- Helm chart and render (hack/install-helm.sh, hack/render-components.sh, hack/bench-render.sh) ---
+.PHONY: components values-schema bench-render
+
+# Regenerate components/*.yaml (deploying without Helm) with `ray-operator render`.
+components:
+	cargo build --release --quiet
+	hack/render-components.sh target/release/ray-operator
+
+# Regenerate charts/ray/values.schema.json from src/values.rs.
+values-schema:
+	cargo run --quiet -- values-schema > charts/ray/values.schema.json
+
+# Markdown table: ray-operator render vs helm template, wall time and peak RSS.
+bench-render: helm
+	hack/bench-render.sh
+# --- end Helm chart and render ---
