@@ -55,12 +55,11 @@ impl Board {
             .expect("board lock")
             .insert(key.to_string(), view.clone())
             != Some(view);
-        if changed
-            && let Some((namespace, name)) = key.split_once('/') {
-                let _ = self
-                    .trigger
-                    .unbounded_send(ObjectRef::new(name).within(namespace));
-            }
+        if changed && let Some((namespace, name)) = key.split_once('/') {
+            let _ = self
+                .trigger
+                .unbounded_send(ObjectRef::new(name).within(namespace));
+        }
     }
 
     pub fn forget(&self, key: &str) {

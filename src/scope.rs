@@ -49,9 +49,10 @@ impl Scope {
             return None;
         };
         if let Some((at, holder)) = claims.lock().expect("claims lock").get(namespace)
-            && at.elapsed() < CLAIM_CACHE_TTL {
-                return holder.clone();
-            }
+            && at.elapsed() < CLAIM_CACHE_TTL
+        {
+            return holder.clone();
+        }
         let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
         let holder = match api.get_opt(NAMESPACED_LEASE).await {
             Ok(lease) => lease.and_then(|l| fresh_holder(&l, k8s_openapi::jiff::Timestamp::now())),
