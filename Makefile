@@ -75,3 +75,12 @@ values-schema:
 bench-render: helm
 	hack/bench-render.sh
 # --- end Helm chart and render ---
+
+# --- autoscaler benchmark (benches/autoscaler.rs; needs `make ray`) ---
+.PHONY: bench-autoscaler
+
+# Scale-up latency (.remote() to worker pod) and the cost of 1000 idle clusters, release build.
+# BENCH_RUNS, BENCH_INTERVALS (ms, comma-separated), BENCH_CLUSTERS, BENCH_WINDOW_S tune it.
+bench-autoscaler:
+	cargo bench --bench autoscaler
+# --- end autoscaler benchmark ---

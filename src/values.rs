@@ -57,6 +57,7 @@ pub struct Values {
     pub upscaling_speed: f64,
 
     /// Workers idle this many minutes are removed (never below minWorkers).
+    #[schemars(range(max = 2147483647))]
     pub idle_timeout_minutes: u32,
 
     /// Install only the operator, no RayCluster.
@@ -96,10 +97,12 @@ pub struct Values {
 pub struct PodTypeValues {
     /// The fewest workers of this type (0 for the head's type).
     #[serde(default)]
+    #[schemars(range(max = 2147483647))]
     pub min_workers: u32,
 
     /// The most workers of this type; 0 when unset.
     #[serde(default)]
+    #[schemars(range(max = 2147483647))]
     pub max_workers: u32,
 
     /// CPUs of each pod (request and limit); may be fractional, e.g. 0.5.
@@ -234,12 +237,22 @@ pub fn check(values: &Values) -> Result<(), String> {
     if values.upscaling_speed.is_nan() || values.upscaling_speed <= 0.0 {
         return Err("upscalingSpeed: must be > 0".into());
     }
+    // The RayCluster's counts are int32.
+    let too_big = |v: u32| v > i32::MAX as u32;
+    if too_big(values.idle_timeout_minutes) {
+        return Err("idleTimeoutMinutes: must be <= 2147483647".into());
+    }
     for (name, pt) in &values.pod_types {
         let key = format!("podTypes.{name}");
         if !valid_pod_type_name(name) {
             return Err(format!(
                 "{key}: the name must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
             ));
+        }
+        for (field, v) in [("minWorkers", pt.min_workers), ("maxWorkers", pt.max_workers)] {
+            if too_big(v) {
+                return Err(format!("{key}.{field}: must be <= 2147483647"));
+            }
         }
         if pt.cpu.is_none() && pt.num_cpu.is_none() {
             return Err(format!("{key}: one of numCPU or CPU is required"));

@@ -186,6 +186,11 @@ fn bad_values_fail_in_both() {
         &["podTypes.rayWorkerType.maxWorkers"],
     );
     assert_both_fail(
+        "count above the RayCluster's int32",
+        &["--set", "podTypes.rayWorkerType.maxWorkers=3000000000"],
+        &["podTypes.rayWorkerType.maxWorkers"],
+    );
+    assert_both_fail(
         "non-numeric CPU",
         &["--set", "podTypes.rayHeadType.numCPU=two"],
         &["podTypes.rayHeadType.numCPU"],
