@@ -299,12 +299,19 @@ async fn operator_autoscales_against_a_real_head() {
     let joins = cpu_pods
         .iter()
         .map(|p| (p, "cpu", &["--num-cpus=4", "--memory=4294967296"][..]))
-        .chain(gpu_pods.iter().map(|p| (p, "gpu", &["--num-cpus=4", "--num-gpus=1"][..])));
+        .chain(
+            gpu_pods
+                .iter()
+                .map(|p| (p, "gpu", &["--num-cpus=4", "--num-gpus=1"][..])),
+        );
     for (pod, ty, resources) in joins {
         match head.try_worker(pod, ty, resources) {
             Ok(w) => workers.push(w),
             Err((w, e)) => {
-                eprintln!("(d) {pod}: ray start failed (drained while joining?): {}", e.lines().last().unwrap_or_default());
+                eprintln!(
+                    "(d) {pod}: ray start failed (drained while joining?): {}",
+                    e.lines().last().unwrap_or_default()
+                );
                 workers.push(w);
             }
         }
@@ -392,14 +399,23 @@ async fn operator_autoscales_against_a_real_head() {
         "(f) new head {new_head} {took:?} after the kill; phase {:?}, retries {}",
         s.phase, s.autoscaler_retries
     );
-    assert!(took >= Duration::from_secs(3), "restarted before the grace period: {took:?}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "restarted before the grace period: {took:?}"
+    );
     assert_eq!(s.autoscaler_retries, 1, "{s:?}");
     assert!(
-        matches!(s.phase, Some(Phase::AutoscalingExceptionRecovery) | Some(Phase::Running)),
+        matches!(
+            s.phase,
+            Some(Phase::AutoscalingExceptionRecovery) | Some(Phase::Running)
+        ),
         "{s:?}"
     );
     let events = warnings(&client, &ns, "HeadFailed").await;
-    eprintln!("(f) event: {:?}", events.first().and_then(|e| e.note.clone()));
+    eprintln!(
+        "(f) event: {:?}",
+        events.first().and_then(|e| e.note.clone())
+    );
     assert!(!events.is_empty());
     drop(workers);
 
