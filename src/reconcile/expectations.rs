@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::plan::ObservedPod;
+use crate::api::RayClusterStatus;
 
 /// How long a write may stay unseen before the operator stops counting on it.
 const TTL: Duration = Duration::from_secs(60);
@@ -25,6 +26,10 @@ struct Pending {
 #[derive(Default)]
 pub struct Expectations {
     clusters: Mutex<HashMap<String, Pending>>,
+    /// The status each cluster was last given. The cached RayCluster may not
+    /// show it yet, and planning from an older status would, for one, lose a
+    /// restart count. The operator (its leader) is the status' only writer.
+    statuses: Mutex<HashMap<String, RayClusterStatus>>,
 }
 
 impl Expectations {
@@ -72,9 +77,24 @@ impl Expectations {
             .extend(names.into_iter().map(|n| (n, now)));
     }
 
+    /// The status to plan from: the one last written, else the cached one.
+    pub fn status(&self, key: &str, cached: Option<&RayClusterStatus>) -> RayClusterStatus {
+        let statuses = self.statuses.lock().expect("expectations lock");
+        statuses.get(key).or(cached).cloned().unwrap_or_default()
+    }
+
+    /// Records a status the operator has just written.
+    pub fn wrote_status(&self, key: &str, status: RayClusterStatus) {
+        self.statuses
+            .lock()
+            .expect("expectations lock")
+            .insert(key.to_string(), status);
+    }
+
     /// Drops what is expected of a cluster that is gone.
     pub fn forget(&self, key: &str) {
         self.clusters.lock().expect("expectations lock").remove(key);
+        self.statuses.lock().expect("expectations lock").remove(key);
     }
 }
 
@@ -117,6 +137,30 @@ mod tests {
             0,
             "once observed, the expectation is gone"
         );
+    }
+
+    #[test]
+    fn the_last_written_status_wins_over_the_cache() {
+        let e = Expectations::default();
+        let cached = RayClusterStatus {
+            autoscaler_retries: 0,
+            ..Default::default()
+        };
+        assert_eq!(e.status("ns/c", Some(&cached)).autoscaler_retries, 0);
+        e.wrote_status(
+            "ns/c",
+            RayClusterStatus {
+                autoscaler_retries: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            e.status("ns/c", Some(&cached)).autoscaler_retries,
+            1,
+            "a stale cache loses no restart"
+        );
+        e.forget("ns/c");
+        assert_eq!(e.status("ns/c", Some(&cached)).autoscaler_retries, 0);
     }
 
     #[test]

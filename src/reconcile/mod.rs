@@ -83,23 +83,17 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by the namespaced operator {holder}");
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    let previous = cluster.status.clone().unwrap_or_default();
+    let previous = ctx.expectations.status(&key, cluster.status.as_ref());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let validated = match validate::validate(&cluster) {
         Ok(v) => v,
         Err(error) => {
             let next = status::from_spec_error(&previous, &error, cluster.meta().generation, now);
-            if next.phase != previous.phase
-                || next
-                    .conditions
-                    .iter()
-                    .map(|c| &c.message)
-                    .ne(previous.conditions.iter().map(|c| &c.message))
-            {
+            if next != previous {
                 tracing::warn!(cluster = %name, namespace = %namespace, "invalid spec: {error}");
                 publish(&ctx, &cluster, "InvalidSpec", error.to_string(), true).await;
             }
-            write_status(&ctx, &cluster, &previous, next).await?;
+            write_status(&ctx, &cluster, &key, &previous, next).await?;
             return Ok(Action::await_change());
         }
     };
@@ -158,7 +152,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         next.autoscaler = Some(view.status);
     }
     let phase = next.phase;
-    write_status(&ctx, &cluster, &previous, next).await?;
+    write_status(&ctx, &cluster, &key, &previous, next).await?;
     Ok(match phase {
         Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
         _ => Action::requeue(Duration::from_secs(10)),
@@ -169,6 +163,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
 async fn write_status(
     ctx: &Context,
     cluster: &RayCluster,
+    key: &str,
     previous: &RayClusterStatus,
     next: RayClusterStatus,
 ) -> Result<(), Error> {
@@ -188,7 +183,7 @@ async fn write_status(
     let patch = serde_json::json!({
         "apiVersion": "cluster.ray.io/v1",
         "kind": "RayCluster",
-        "status": next,
+        "status": &next,
     });
     api.patch_status(
         &cluster.name_any(),
@@ -197,6 +192,7 @@ async fn write_status(
     )
     .await
     .map_err(Error::Status)?;
+    ctx.expectations.wrote_status(key, next);
     Ok(())
 }
 
