@@ -19,7 +19,8 @@ use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
 use ray_operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
 use support::cluster::{TestNamespace, shared};
-use support::operator::{Operator, eventually, install_crd, kubectl};
+use support::eventually;
+use support::operator::{Operator, install_crd, kubectl};
 use support::ray::{RayHead, RayWorker};
 
 const NAME: &str = "auto";

@@ -14,23 +14,9 @@ use k8s_openapi::{
 };
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use support::cluster::{TestNamespace, shared};
+use support::eventually;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Polls `check` every 250ms until it returns `Some`, or panics after [`TIMEOUT`] naming `what`.
-async fn eventually<T, F: AsyncFnMut() -> Option<T>>(what: &str, mut check: F) -> T {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 fn meta(name: &str) -> ObjectMeta {
     ObjectMeta {
@@ -95,7 +81,7 @@ async fn pod_becomes_running_with_an_ip() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let (node, ip) = eventually("pod p Running with a podIP", async || {
+    let (node, ip) = eventually("pod p Running with a podIP", TIMEOUT, async || {
         let p = pods.get("p").await.ok()?;
         let status = p.status?;
         (status.phase.as_deref() == Some("Running")).then_some(())?;
@@ -109,7 +95,7 @@ async fn pod_becomes_running_with_an_ip() {
     assert!(!ip.is_empty());
     // kwok's pod-delete stage finalizes deleted pods, as a kubelet would.
     pods.delete("p", &DeleteParams::default()).await.unwrap();
-    eventually("pod p deleted", async || {
+    eventually("pod p deleted", TIMEOUT, async || {
         pods.get_opt("p").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -145,7 +131,7 @@ async fn owned_object_is_garbage_collected() {
     };
     cms.create(&PostParams::default(), &child).await.unwrap();
     cms.delete("owner", &DeleteParams::default()).await.unwrap();
-    eventually("child ConfigMap garbage-collected", async || {
+    eventually("child ConfigMap garbage-collected", TIMEOUT, async || {
         cms.get_opt("child").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -197,8 +183,10 @@ async fn rbac_refuses_a_service_account_without_a_binding() {
         .create(&PostParams::default(), &rb)
         .await
         .unwrap();
-    eventually("list pods allowed after the RoleBinding", async || {
-        as_sa.list(&ListParams::default()).await.ok()
-    })
+    eventually(
+        "list pods allowed after the RoleBinding",
+        TIMEOUT,
+        async || as_sa.list(&ListParams::default()).await.ok(),
+    )
     .await;
 }

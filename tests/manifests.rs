@@ -10,48 +10,19 @@
 
 mod support;
 
-use std::collections::{BTreeSet, hash_map::RandomState};
-use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::cluster::{TestNamespace, shared};
 use support::helm::{CASES, helm};
-use support::operator::{install_crd, kubectl, render};
+use support::operator::{install_crd, kubectl, render, try_kubectl};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CRD: &str = "rayclusters.cluster.ray.io";
 const INSTANCE: &str = "app.kubernetes.io/instance";
-
-/// `kubectl` with the admin kubeconfig in the repo root: stdout, or stderr on failure.
-fn try_kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
-    let cluster = shared();
-    let mut child = Command::new(cluster.bin_dir().join("kubectl"))
-        .current_dir(ROOT)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
 
 /// Real `helm ARGS --kubeconfig <admin>` in the repo root; its stdout, panics on failure.
 fn helm_run(args: &[&str]) -> String {
@@ -72,14 +43,7 @@ fn helm_run(args: &[&str]) -> String {
 
 /// 6 random hex digits, to make release names unique.
 fn suffix() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("{:06x}", h.finish() & 0xff_ffff)
+    support::cluster::random_hex6()
 }
 
 /// Number of (non-empty) YAML documents in a manifest stream.

@@ -13,7 +13,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
 use support::cluster::{TestNamespace, shared};
-use support::operator::{Operator, eventually, install_crd, kubectl, render};
+use support::eventually;
+use support::operator::{Operator, install_crd, kubectl, render};
 use tokio::sync::RwLock;
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -223,6 +223,11 @@ fn namespace_name(test: &str) -> String {
         .collect();
     label.truncate(50);
     let label = label.trim_matches('-');
+    format!("t-{label}-{}", random_hex6())
+}
+
+/// 6 random hex digits, to make names unique.
+pub fn random_hex6() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
@@ -230,5 +235,5 @@ fn namespace_name(test: &str) -> String {
             .unwrap()
             .as_nanos(),
     );
-    format!("t-{label}-{:06x}", h.finish() & 0xff_ffff)
+    format!("{:06x}", h.finish() & 0xff_ffff)
 }

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use super::cluster::{Cluster, shared};
 
@@ -26,10 +25,12 @@ pub fn render(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// `kubectl` (from the control plane's build) with the admin kubeconfig, `stdin` piped in.
-pub fn kubectl(args: &[&str], stdin: &str) -> String {
+/// `kubectl` (from the control plane's build) with the admin kubeconfig, run in
+/// the repository root with `stdin` piped in: its stdout, or its stderr on failure.
+pub fn try_kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
     let cluster = shared();
     let mut child = Command::new(cluster.bin_dir().join("kubectl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("--kubeconfig")
         .arg(&cluster.kubeconfig)
         .args(args)
@@ -45,12 +46,16 @@ pub fn kubectl(args: &[&str], stdin: &str) -> String {
         .write_all(stdin.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// [`try_kubectl`], panicking with kubectl's stderr on failure.
+pub fn kubectl(args: &[&str], stdin: &str) -> String {
+    try_kubectl(args, stdin).unwrap_or_else(|err| panic!("kubectl {args:?} failed: {err}"))
 }
 
 /// Installs (or updates) the RayCluster CRD from the chart and waits until it is served.
@@ -206,23 +211,4 @@ fn token_kubeconfig(cluster: &Cluster, token: &str, namespace: &str) -> PathBuf 
     let path = std::env::temp_dir().join(format!("kubeconfig-{namespace}-{}", std::process::id()));
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-/// Polls `check` every 200ms until it returns `Some`, or panics naming `what`.
-pub async fn eventually<T, F: AsyncFnMut() -> Option<T>>(
-    what: &str,
-    timeout: Duration,
-    mut check: F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
