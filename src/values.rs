@@ -249,7 +249,10 @@ pub fn check(values: &Values) -> Result<(), String> {
                 "{key}: the name must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
             ));
         }
-        for (field, v) in [("minWorkers", pt.min_workers), ("maxWorkers", pt.max_workers)] {
+        for (field, v) in [
+            ("minWorkers", pt.min_workers),
+            ("maxWorkers", pt.max_workers),
+        ] {
             if too_big(v) {
                 return Err(format!("{key}.{field}: must be <= 2147483647"));
             }
