@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
 use crate::api::{AutoscalerStatus, RayCluster};
-use crate::autoscaler::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions};
+use crate::autoscaler::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus};
 use crate::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
 use crate::autoscaler::resources::format_bundle;
 use crate::controller::Context;
@@ -124,7 +124,9 @@ async fn run_cluster(key: String, ctx: Arc<Context>) {
         if cluster.metadata.deletion_timestamp.is_some() {
             break;
         }
-        match round.step(&ctx, &cluster).await {
+        // Boxed: the round's future (tonic calls included) is large and only
+        // lives during the round, not in every idle task between rounds.
+        match Box::pin(round.step(&ctx, &cluster)).await {
             // Said once per change, so a head that stays down does not flood the log.
             Err(message) if round.last_error.as_ref() != Some(&message) => {
                 tracing::info!(cluster = %round.name, namespace = %round.namespace, "autoscaler waits: {message}");
@@ -190,6 +192,11 @@ impl Round {
         let plan = planner::plan(&config, &workers, &state);
         let scaling = self.drain(&client, &plan).await;
         self.report(ctx, cluster, &plan, &state, &pods).await;
+        if quiet(&plan, &state, &workers) {
+            // Most clusters are idle most of the time: a connection per round
+            // costs less than holding one open (see `GcsClient`).
+            client.disconnect();
+        }
         let status = self.status(&plan, &scaling);
         ctx.board.post(
             &self.key,
@@ -331,6 +338,23 @@ impl Round {
     }
 }
 
+/// Nothing asked for and nothing under way: no queued demand, nothing to
+/// launch or drain, no Ray node draining and every worker pod joined. Such a
+/// cluster closes its GCS connection between rounds; any other keeps it.
+fn quiet(plan: &Plan, state: &ClusterState, workers: &[WorkerPod]) -> bool {
+    plan.launch.is_empty()
+        && plan.drain.is_empty()
+        && state.pending.is_empty()
+        && state.gangs.is_empty()
+        && state
+            .nodes
+            .iter()
+            .all(|n| !matches!(n.status, NodeStatus::Draining))
+        && workers
+            .iter()
+            .all(|w| state.nodes.iter().any(|n| n.instance_id == w.name))
+}
+
 /// The Ray token from key `auth_token` of a Secret in the cluster's namespace.
 async fn read_token(ctx: &Context, namespace: &str, secret: &str) -> Result<String, String> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
@@ -345,4 +369,69 @@ async fn read_token(ctx: &Context, namespace: &str, secret: &str) -> Result<Stri
     String::from_utf8(bytes.0)
         .map(|t| t.trim().to_string())
         .map_err(|_| format!("spec.authTokenSecret {secret}: auth_token is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoscaler::gcs::RayNode;
+    use crate::autoscaler::resources::bundle;
+
+    fn node(instance_id: &str, status: NodeStatus) -> RayNode {
+        RayNode {
+            node_id: "ab".into(),
+            instance_id: instance_id.into(),
+            node_type: "cpu".into(),
+            ip: "10.0.0.1".into(),
+            total: bundle([("CPU", 4.0)]),
+            available: bundle([("CPU", 4.0)]),
+            status,
+            idle_ms: 0,
+        }
+    }
+
+    fn worker(name: &str) -> WorkerPod {
+        WorkerPod {
+            name: name.into(),
+            pod_type: "cpu".into(),
+            ready: true,
+        }
+    }
+
+    #[test]
+    fn only_a_cluster_with_nothing_to_do_is_quiet() {
+        let plan = Plan::default();
+        let state = ClusterState {
+            nodes: vec![node("head", NodeStatus::Idle), node("w1", NodeStatus::Idle)],
+            ..Default::default()
+        };
+        assert!(quiet(&plan, &state, &[worker("w1")]));
+        // request_resources alone (already satisfied) asks for nothing more.
+        let constrained = ClusterState {
+            constraints: vec![bundle([("CPU", 1.0)])],
+            ..state.clone()
+        };
+        assert!(quiet(&plan, &constrained, &[worker("w1")]));
+
+        // A worker pod not yet a Ray node.
+        assert!(!quiet(&plan, &state, &[worker("w1"), worker("w2")]));
+        // Queued demand, even if nothing can be launched for it.
+        let demand = ClusterState {
+            pending: vec![(bundle([("CPU", 1.0)]), 1)],
+            ..state.clone()
+        };
+        assert!(!quiet(&plan, &demand, &[worker("w1")]));
+        // A node draining.
+        let draining = ClusterState {
+            nodes: vec![node("w1", NodeStatus::Draining)],
+            ..state.clone()
+        };
+        assert!(!quiet(&plan, &draining, &[worker("w1")]));
+        // Pods to launch.
+        let launch = Plan {
+            launch: [("cpu".to_string(), 1)].into(),
+            ..Plan::default()
+        };
+        assert!(!quiet(&launch, &state, &[worker("w1")]));
+    }
 }

@@ -1,6 +1,7 @@
 //! The GCS client against an in-process fake GCS (no Ray needed): metadata,
 //! the cluster-id re-read, the `request_resources` KV fallback, timeouts.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,6 +161,30 @@ async fn serve(fake: Arc<Fake>) -> String {
     addr.to_string()
 }
 
+/// A TCP relay to `target` on a free loopback port: its address, and how
+/// many connections it accepted and how many are still open.
+async fn relay(target: String) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let counts = (accepted.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counts.0.fetch_add(1, Ordering::SeqCst);
+            counts.1.fetch_add(1, Ordering::SeqCst);
+            let open = counts.1.clone();
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, accepted, open)
+}
+
 fn fake(id: u8) -> Arc<Fake> {
     Arc::new(Fake {
         cluster_id: Mutex::new(vec![id; 28]),
@@ -259,4 +284,31 @@ async fn a_slow_gcs_times_out() {
     assert!(err.is_unreachable(), "{err}");
     assert!(err.to_string().contains("GetClusterResourceState"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn disconnect_closes_the_connection_and_the_next_call_opens_one() {
+    let (addr, accepted, open) = relay(serve(fake(1)).await).await;
+    let gcs = GcsClient::new(GcsOptions::new(addr)).unwrap();
+    assert!(!gcs.is_connected());
+    // GetClusterId, then twice GetClusterResourceState + InternalKVGet: one connection.
+    gcs.cluster_state().await.unwrap();
+    gcs.cluster_state().await.unwrap();
+    assert!(gcs.is_connected());
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    gcs.disconnect();
+    assert!(!gcs.is_connected());
+    let t = Instant::now();
+    while open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A new connection; the cluster id is remembered.
+    assert_eq!(gcs.cluster_state().await.unwrap().version, 3);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(open.load(Ordering::SeqCst), 1);
 }
