@@ -84,3 +84,11 @@ bench-render: helm
 bench-autoscaler:
 	cargo bench --bench autoscaler
 # --- end autoscaler benchmark ---
+
+# --- operator benchmark (hack/bench-operator.sh, benches/operator.rs) ---
+.PHONY: bench-operator
+
+# Memory and burst throughput of `ray-operator run` on a private control plane (/tmp/ray-bench-cluster).
+bench-operator:
+	hack/bench-operator.sh
+# --- end operator benchmark ---
