@@ -392,7 +392,9 @@ async fn operator_autoscales_against_a_real_head() {
     let (new_head, s) = eventually("a new head pod", WAIT, async || {
         let heads = pods_of(&client, &ns, "head").await;
         let new = heads.iter().find(|h| **h != first_head).cloned()?;
-        Some((new, status(&client, &ns).await))
+        // The status is written right after the new head is created.
+        let s = status(&client, &ns).await;
+        (s.autoscaler_retries >= 1).then_some((new, s))
     })
     .await;
     let took = killed.elapsed();
@@ -404,7 +406,12 @@ async fn operator_autoscales_against_a_real_head() {
         took >= Duration::from_secs(3),
         "restarted before the grace period: {took:?}"
     );
-    assert_eq!(s.autoscaler_retries, 1, "{s:?}");
+    // One restart per grace period at most (the new head's GCS is as dead).
+    let periods = (took.as_secs() / 3).max(1) as i64;
+    assert!(
+        (1..=periods).contains(&s.autoscaler_retries),
+        "{s:?} after {took:?}"
+    );
     assert!(
         matches!(
             s.phase,
