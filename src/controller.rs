@@ -172,8 +172,8 @@ pub async fn run(
     let ready_ctx = ctx.clone();
     let (cluster_reader, pod_reader) = (clusters.clone(), pods.clone());
     tokio::spawn(async move {
-        let _ = cluster_reader.wait_until_ready().await;
-        let _ = pod_reader.wait_until_ready().await;
+        synced(&cluster_reader).await;
+        synced(&pod_reader).await;
         ready_ctx.ready.store(true, Ordering::Relaxed);
         tracing::info!("caches synced; reconciling");
     });
@@ -208,6 +208,20 @@ pub async fn run(
         .for_each(|_| futures::future::ready(()))
         .await;
     Ok(())
+}
+
+/// Waits until a store has its first full list. `Store::wait_until_ready`
+/// wakes only its latest waiter (a oneshot underneath), and the Controller
+/// waits on the same store, so this polls it again every 100ms instead of
+/// relying on a wake-up.
+async fn synced<K: kube::runtime::reflector::Lookup + Clone + 'static>(store: &Store<K>)
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 async fn terminate_signal() {

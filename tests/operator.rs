@@ -502,3 +502,51 @@ async fn a_second_replica_waits_for_the_lease_and_takes_over() {
         "the new leader replaced the deleted worker"
     );
 }
+
+/// GET `path` on the operator's health port: (status code, body).
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    socket
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, response.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_metrics_are_served() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("health").await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let port_arg = port.to_string();
+    let _operator = Operator::start("op", &ns.name, true, &["--health-port", &port_arg]).await;
+    eventually("/readyz 200 once the caches synced", WAIT, async || {
+        (http_get(port, "/readyz").await?.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(http_get(port, "/healthz").await.map(|r| r.0), Some(200));
+    create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    running(&client, &ns.name, "c", 1).await;
+    let (code, metrics) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    for line in [
+        "ray_operator_managed_clusters 1",
+        "ray_operator_managed_pods 2",
+        "ray_operator_pods_created_total 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("ray_operator_reconcile_duration_seconds_count"));
+}

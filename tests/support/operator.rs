@@ -122,7 +122,10 @@ impl Operator {
             .service_account_token(&admin, namespace, &account)
             .await;
         let kubeconfig = token_kubeconfig(cluster, &token, namespace);
-        let mut args = vec!["run".to_string(), "--health-port".into(), "0".into()];
+        let mut args = vec!["run".to_string()];
+        if !extra.contains(&"--health-port") {
+            args.extend(["--health-port".to_string(), "0".into()]);
+        }
         if namespaced {
             args.extend(["--namespace".to_string(), namespace.to_string()]);
         } else {
