@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, Service};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -40,12 +40,20 @@ pub struct Settings {
     pub autoscaler: crate::autoscaling::Settings,
 }
 
+/// Pod creations and deletions in flight at once, over all clusters.
+const WRITES_IN_FLIGHT: usize = 32;
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub pods: Store<Pod>,
+    /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
+    pub services: Store<PartialObjectMeta<Service>>,
     pub clusters: Store<RayCluster>,
+    /// Bounds the pod writes in flight over all reconciles, so a burst of
+    /// clusters cannot open hundreds of API connections at once.
+    pub writes: tokio::sync::Semaphore,
     pub expectations: Expectations,
     pub metrics: Metrics,
     pub scope: Scope,
@@ -68,16 +76,28 @@ impl crate::http::Health for Context {
 /// Keeps from a pod only what the operator reads (labels, owner, phase,
 /// readiness), so the cache grows slowly with the number of pods.
 fn strip_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.generate_name = None;
+    meta.finalizers = None;
+    if let Some(pod_labels) = meta.labels.as_mut() {
+        pod_labels.retain(|key, _| key.starts_with("ray-"));
+    }
     pod.spec = None;
     if let Some(status) = pod.status.as_mut() {
         *status = k8s_openapi::api::core::v1::PodStatus {
             phase: status.phase.take(),
-            conditions: status
-                .conditions
-                .take()
-                .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            conditions: status.conditions.take().map(|c| {
+                c.into_iter()
+                    .filter(|c| c.type_ == "Ready")
+                    .map(|c| PodCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
             ..Default::default()
         };
     }
@@ -106,6 +126,7 @@ pub async fn run(
     let namespace = settings.namespace.as_deref();
     let (clusters, cluster_writer) = reflector::store();
     let (pods, pod_writer) = reflector::store();
+    let (services, service_writer) = reflector::store();
     let (board, scale_requests) = Board::new();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -117,7 +138,9 @@ pub async fn run(
             },
         ),
         pods: pods.clone(),
+        services,
         clusters: clusters.clone(),
+        writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
         expectations: Expectations::default(),
         metrics: Metrics::default(),
         scope,
@@ -154,7 +177,12 @@ pub async fn run(
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|c| c.managed_fields_mut().clear())
+    .modify(|c| {
+        // Never read; `kubectl apply` would keep a second copy of the spec here.
+        c.metadata.managed_fields = None;
+        c.metadata.annotations = None;
+        c.metadata.labels = None;
+    })
     .reflect(cluster_writer)
     .touched_objects();
     let pod_stream = watcher(api_in::<Pod>(&client, namespace), selector.clone())
@@ -167,6 +195,11 @@ pub async fn run(
         selector,
     )
     .default_backoff()
+    .modify(|s| {
+        s.metadata.managed_fields = None;
+        s.metadata.labels = None;
+    })
+    .reflect(service_writer)
     .touched_objects();
 
     let ready_ctx = ctx.clone();

@@ -14,6 +14,10 @@ pub const POD_TYPE: &str = "ray-user-node-type";
 /// Hash of the pod config a pod was made from; a mismatch makes the pod outdated.
 pub const LAUNCH_CONFIG: &str = "ray-launch-config";
 
+/// Annotation with the hash of the spec an object was applied with; an object
+/// that carries the wanted hash is not applied again.
+pub const SPEC_HASH: &str = "ray-operator/spec-hash";
+
 /// The one field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "ray-operator";
 

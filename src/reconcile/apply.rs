@@ -9,17 +9,28 @@ use super::Error;
 use super::build;
 use super::plan::{NewPod, ObservedPod, PodState};
 use super::validate::ValidatedCluster;
-use crate::labels::{FIELD_MANAGER, NodeKind};
+use crate::controller::Context;
+use crate::labels::{self, FIELD_MANAGER, NodeKind};
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
-/// How many pod writes of one cluster run at once.
-const WRITES_IN_FLIGHT: usize = 16;
+/// How many pod writes of one cluster run at once (all clusters together are
+/// bounded by `Context::writes`).
+const WRITES_IN_FLIGHT: usize = 8;
 
-/// Applies the head Service. Applying an unchanged object is a no-op on the
-/// server (no new resourceVersion, no watch event).
-pub async fn head_service(client: &kube::Client, cluster: &ValidatedCluster) -> Result<(), Error> {
+/// Applies the head Service unless the cached one carries the same spec hash
+/// (so a settled cluster's reconcile makes no write at all).
+pub async fn head_service(ctx: &Context, cluster: &ValidatedCluster) -> Result<(), Error> {
     let service = build::head_service(cluster);
     let name = service.metadata.name.clone().unwrap_or_default();
-    let api: Api<Service> = Api::namespaced(client.clone(), &cluster.namespace);
+    let wanted = service.annotations().get(labels::SPEC_HASH);
+    let cached = ctx
+        .services
+        .get(&ObjectRef::new(&name).within(&cluster.namespace));
+    if cached.is_some_and(|c| c.annotations().get(labels::SPEC_HASH) == wanted) {
+        return Ok(());
+    }
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -36,15 +47,20 @@ pub async fn head_service(client: &kube::Client, cluster: &ValidatedCluster) -> 
 /// Deletes the pods, each only if it is still the pod that was planned for
 /// (uid precondition); a pod already gone counts as deleted.
 pub async fn delete_pods(
-    client: &kube::Client,
+    ctx: &Context,
     namespace: &str,
     pods: &[ObservedPod],
 ) -> Result<(), Error> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     stream::iter(pods.iter().cloned())
         .map(|pod| {
             let api = api.clone();
             async move {
+                let _permit = ctx
+                    .writes
+                    .acquire()
+                    .await
+                    .expect("the write semaphore is never closed");
                 let params = DeleteParams {
                     preconditions: pod.uid.clone().map(|uid| Preconditions {
                         uid: Some(uid),
@@ -72,11 +88,11 @@ pub async fn delete_pods(
 /// into another pod. Returns, per pod, how it will look to the next plan or
 /// why it could not be created.
 pub async fn create_pods(
-    client: &kube::Client,
+    ctx: &Context,
     cluster: &ValidatedCluster,
     pods: &[NewPod],
 ) -> Vec<Result<ObservedPod, Error>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &cluster.namespace);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PostParams::default()
@@ -85,6 +101,11 @@ pub async fn create_pods(
         .map(|new| {
             let (api, params) = (api.clone(), params.clone());
             async move {
+                let _permit = ctx
+                    .writes
+                    .acquire()
+                    .await
+                    .expect("the write semaphore is never closed");
                 let pod_type = match new.kind {
                     NodeKind::Head => &cluster.head,
                     NodeKind::Worker => cluster

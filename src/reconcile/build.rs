@@ -52,7 +52,7 @@ pub fn head_service(cluster: &ValidatedCluster) -> Service {
             None => ports.push(port),
         }
     }
-    Service {
+    let mut service = Service {
         metadata: ObjectMeta {
             name: Some(labels::head_service_name(&cluster.name)),
             namespace: Some(cluster.namespace.clone()),
@@ -66,7 +66,14 @@ pub fn head_service(cluster: &ValidatedCluster) -> Service {
             ..ServiceSpec::default()
         }),
         ..Service::default()
-    }
+    };
+    let hash = labels::stable_hash(
+        serde_json::to_string(&service)
+            .expect("a Service serializes")
+            .as_bytes(),
+    );
+    service.metadata.annotations = Some([(labels::SPEC_HASH.to_string(), hash)].into());
+    service
 }
 
 fn service_port(name: &str, port: i32, target: Option<IntOrString>) -> ServicePort {

@@ -111,13 +111,13 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     };
     let plan = plan::plan(&input, &mut labels::random_suffix);
 
-    apply::head_service(&ctx.client, &validated).await?;
-    apply::delete_pods(&ctx.client, &namespace, &plan.delete).await?;
+    apply::head_service(&ctx, &validated).await?;
+    apply::delete_pods(&ctx, &namespace, &plan.delete).await?;
     ctx.expectations
         .deleted(&key, plan.delete.iter().map(|p| p.name.clone()));
     let mut first_error = None;
     let mut created = Vec::new();
-    for result in apply::create_pods(&ctx.client, &validated, &plan.create).await {
+    for result in apply::create_pods(&ctx, &validated, &plan.create).await {
         match result {
             Ok(pod) => created.push(pod),
             Err(e) => first_error = first_error.or(Some(e)),

@@ -229,6 +229,23 @@ fn launch_hash_follows_the_pod_config_not_the_counts_or_ray_resources() {
 }
 
 #[test]
+fn build_head_service_carries_the_hash_of_its_spec() {
+    let hash = |c: &ValidatedCluster| {
+        build::head_service(c).metadata.annotations.unwrap()[crate::labels::SPEC_HASH].clone()
+    };
+    assert_eq!(hash(&cluster()), hash(&cluster()), "stable");
+    let more_ports = validate(&edit(|v| {
+        v["spec"]["headServicePorts"][0]["port"] = 9266.into()
+    }))
+    .unwrap();
+    assert_ne!(
+        hash(&cluster()),
+        hash(&more_ports),
+        "a port change is applied again"
+    );
+}
+
+#[test]
 fn build_head_service_merges_ports_by_name() {
     let service = build::head_service(&cluster());
     assert_eq!(service.metadata.name.as_deref(), Some("demo-ray-head"));

@@ -118,6 +118,9 @@ spec:
           env:
             - name: RUST_LOG
               value: {{ $root.Values.logLevel | quote }}
+            # Fewer glibc malloc arenas: ~9% less memory with 1,000 clusters (make bench-operator).
+            - name: MALLOC_ARENA_MAX
+              value: "2"
             {{- if .namespaced }}
             - name: RAY_OPERATOR_POD_NAMESPACE
               valueFrom:
