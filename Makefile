@@ -17,6 +17,8 @@ lint:
 # Not --all-targets: benches have harness = false and would run whole benchmarks.
 test: setup lint
 	cargo test --locked --lib --bins --tests
+	# The GCS client against the Ray release a year older too (the default is the newest).
+	RAY_VERSION=2.47.1 cargo test --locked --test ray_gcs
 
 demo: k8s-bins
 	hack/demo.sh
@@ -81,7 +83,7 @@ bench-render: helm
 
 # Scale-up latency (.remote() to worker pod) and the cost of 1000 idle clusters, release build.
 # BENCH_RUNS, BENCH_INTERVALS (ms, comma-separated), BENCH_CLUSTERS, BENCH_WINDOW_S tune it.
-bench-autoscaler:
+bench-autoscaler: ray
 	cargo bench --bench autoscaler
 # --- end autoscaler benchmark ---
 
