@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 pub const DEFAULT_RAY_VERSION: &str = "2.60.0";
 
+/// The loopback address every Ray process of a test listens on and dials.
+pub const NODE_IP: &str = "127.0.0.2";
+
 /// The virtualenv with Ray; panics (saying `make ray`) when there is none.
 pub fn venv() -> PathBuf {
     let venv = match std::env::var_os("RAY_VENV") {
@@ -152,6 +155,9 @@ impl RayHead {
         let mut args = vec![
             "--head".to_string(),
             format!("--port={port}"),
+            // Loopback only. Not 127.0.0.1: Ray swaps that for the machine's
+            // outward address wherever it meets it, and would dial that.
+            format!("--node-ip-address={NODE_IP}"),
             "--include-dashboard=false".into(),
             "--no-monitor".into(),
             "--dashboard-agent-listen-port".into(),
@@ -163,7 +169,7 @@ impl RayHead {
     }
 
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{NODE_IP}:{}", self.port)
     }
 
     fn ray_start(&self, args: &[String], env: &[(&str, &str)]) {
@@ -222,6 +228,7 @@ impl RayHead {
         let agent_port = free_port().to_string();
         let mut args = vec![
             format!("--address={}", self.address()),
+            format!("--node-ip-address={NODE_IP}"),
             "--dashboard-agent-listen-port".into(),
             agent_port,
         ];
