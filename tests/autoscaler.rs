@@ -108,13 +108,9 @@ async fn status(client: &Client, ns: &str) -> RayClusterStatus {
 }
 
 async fn warnings(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+    let all = support::operator::events(client, ns, reason).await;
+    all.into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
         .collect()
 }
 

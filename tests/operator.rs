@@ -8,13 +8,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
 use support::cluster::{TestNamespace, shared};
 use support::eventually;
-use support::operator::{Operator, install_crd, kubectl, render};
+use support::operator::{Operator, events, install_crd, kubectl, render};
 use tokio::sync::RwLock;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -101,17 +100,6 @@ async fn edit_spec(
     )
     .await
     .unwrap();
-}
-
-async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -56,11 +56,7 @@ pub async fn delete_pods(
         .map(|pod| {
             let api = api.clone();
             async move {
-                let _permit = ctx
-                    .writes
-                    .acquire()
-                    .await
-                    .expect("the write semaphore is never closed");
+                let _permit = write_permit(ctx).await;
                 let params = DeleteParams {
                     preconditions: pod.uid.clone().map(|uid| Preconditions {
                         uid: Some(uid),
@@ -101,11 +97,7 @@ pub async fn create_pods(
         .map(|new| {
             let (api, params) = (api.clone(), params.clone());
             async move {
-                let _permit = ctx
-                    .writes
-                    .acquire()
-                    .await
-                    .expect("the write semaphore is never closed");
+                let _permit = write_permit(ctx).await;
                 let pod_type = match new.kind {
                     NodeKind::Head => &cluster.head,
                     NodeKind::Worker => cluster
@@ -141,4 +133,12 @@ pub async fn create_pods(
         .buffer_unordered(WRITES_IN_FLIGHT)
         .collect()
         .await
+}
+
+/// A permit for one pod write, from the bound over all clusters.
+async fn write_permit(ctx: &Context) -> tokio::sync::SemaphorePermit<'_> {
+    ctx.writes
+        .acquire()
+        .await
+        .expect("the write semaphore is never closed")
 }

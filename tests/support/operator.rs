@@ -215,3 +215,20 @@ fn token_kubeconfig(cluster: &Cluster, token: &str, namespace: &str) -> PathBuf 
     std::fs::write(&path, yaml).unwrap();
     path
 }
+
+/// The Events with `reason` in a namespace.
+pub async fn events(
+    client: &kube::Client,
+    ns: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(client.clone(), ns);
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
