@@ -4,7 +4,12 @@ use clap::{Parser, Subcommand};
 
 /// A Kubernetes operator for Ray clusters, and the renderer of its Helm chart.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  ray-operator render example-cluster -n ray --set clusterOnly=true | kubectl apply -f -\n  ray-operator crd | kubectl apply -f -\n  ray-operator diff ray-operator --set operatorOnly=true\n  ray-operator run --namespace ray"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
