@@ -70,15 +70,6 @@ impl Autoscalers {
             task.abort();
         }
     }
-
-    pub fn running(&self) -> usize {
-        self.tasks
-            .lock()
-            .expect("tasks lock")
-            .values()
-            .filter(|t| !t.is_finished())
-            .count()
-    }
 }
 
 /// What one task remembers between rounds.

@@ -34,14 +34,6 @@ impl Scope {
         }
     }
 
-    /// The namespace this operator is limited to, if any.
-    pub fn namespace(&self) -> Option<&str> {
-        match self {
-            Scope::Namespace(ns) => Some(ns),
-            Scope::AllNamespaces { .. } => None,
-        }
-    }
-
     /// The namespaced operator that holds `namespace`, when this operator is
     /// cluster-scoped and must therefore leave it alone.
     pub async fn claimed_elsewhere(&self, namespace: &str) -> Option<String> {
