@@ -1,8 +1,19 @@
-//! Generates the gRPC client (and a server, used by tests' fake GCS) for the
-//! subset of Ray's protos in `proto/`. Uses a vendored `protoc`, so no system
-//! protobuf compiler is needed.
+//! Build-time code generation:
+//! - the gRPC client (and a server, used by tests' fake GCS) for the subset of
+//!   Ray's protos in `proto/`, with a vendored `protoc`, so no system protobuf
+//!   compiler is needed;
+//! - the parsed form of the handlebars templates in `templates/`
+//!   (`build/compile_templates.rs`), so `render` does not parse them per run.
+
+#[path = "build/compile_templates.rs"]
+mod compile_templates;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=templates");
+    println!("cargo:rerun-if-changed=build");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    compile_templates::generate(std::path::Path::new("templates"), &out.join("templates.rs"))?;
+
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
     unsafe { std::env::set_var("PROTOC", protoc) };

@@ -39,15 +39,19 @@ impl HelperDef for Include {
         &self,
         h: &Helper<'rc>,
         r: &'reg Handlebars<'reg>,
-        _: &'rc Context,
+        ctx: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let name = h
             .param(0)
             .and_then(|p| p.value().as_str())
             .unwrap_or_default();
-        let data = h.param(1).map(|p| p.value().clone()).unwrap_or(Value::Null);
-        let text = r.render(name, &data)?;
+        let text = match h.param(1).map(|p| p.value()) {
+            // `include NAME this` at a template's top level: the same data, not a copy of it.
+            Some(data) if std::ptr::eq(data, ctx.data()) => r.render_with_context(name, ctx)?,
+            Some(data) => r.render_with_context(name, &Context::from(data.clone()))?,
+            None => r.render_with_context(name, &Context::from(Value::Null))?,
+        };
         Ok(ScopedJson::Derived(Value::String(text)))
     }
 }

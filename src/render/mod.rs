@@ -5,6 +5,9 @@
 //! handlebars templates (`templates`, `helpers`) -> documents sorted and
 //! printed like Helm's. `tests/render_parity.rs` runs both and compares.
 
+mod compiled;
+#[cfg(test)]
+mod defines;
 pub mod helpers;
 mod merge;
 mod set;
@@ -142,7 +145,7 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Rendered>, RenderError> {
     check_release_name(&args.release_name)?;
     let values = values(args)?;
     let chart = templates::chart();
-    let root = json!({
+    let root = handlebars::Context::from(json!({
         "Values": values,
         "Release": {
             "Name": args.release_name,
@@ -153,15 +156,12 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Rendered>, RenderError> {
             "Revision": 1,
         },
         "Chart": {"Name": chart.name, "Version": chart.version, "AppVersion": chart.app_version},
-    });
-    let hb = templates::registry().map_err(|message| RenderError::Template {
-        file: "?".into(),
-        message,
-    })?;
+    }));
+    let hb = templates::registry();
     let mut docs = Vec::new();
-    for (file, _) in templates::TEMPLATES {
+    for file in templates::TEMPLATES {
         let text = hb
-            .render(file, &root)
+            .render_with_context(file, &root)
             .map_err(|e| template_error(file, e))?;
         let source = format!("{}/templates/{file}", chart.name);
         docs.extend(split_documents(&text).map(|content| Rendered {

@@ -1,28 +1,17 @@
 //! The chart, compiled into the binary: the handlebars templates of
-//! `templates/` (twins of `charts/ray/templates/`), the chart's `values.yaml`,
-//! `Chart.yaml` and CRD.
+//! `templates/` (twins of `charts/ray/templates/`, parsed at build time), the
+//! chart's `values.yaml`, `Chart.yaml` and CRD.
 
 use handlebars::Handlebars;
 use serde::Deserialize;
 
-/// The chart's templates that produce manifests, in Helm's (file name) order.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "operator_cluster_scoped.yaml",
-        include_str!("../../templates/operator_cluster_scoped.yaml"),
-    ),
-    (
-        "operator_namespaced.yaml",
-        include_str!("../../templates/operator_namespaced.yaml"),
-    ),
-    (
-        "raycluster.yaml",
-        include_str!("../../templates/raycluster.yaml"),
-    ),
+/// The chart's templates that produce manifests, in Helm's (file name)
+/// order; `compiled` holds their parsed form.
+pub const TEMPLATES: &[&str] = &[
+    "operator_cluster_scoped.yaml",
+    "operator_namespaced.yaml",
+    "raycluster.yaml",
 ];
-
-/// The defines, as `{{#*inline "NAME"}}...{{/inline}}` blocks.
-const HELPERS: &str = include_str!("../../templates/_helpers.tpl");
 
 /// The chart's default values.
 pub const VALUES_YAML: &str = include_str!("../../charts/ray/values.yaml");
@@ -48,41 +37,16 @@ pub fn chart() -> ChartMeta {
     serde_yaml_ng::from_str(CHART_YAML).expect("charts/ray/Chart.yaml is valid")
 }
 
-/// A registry with every template and define compiled, and the helpers.
-pub fn registry() -> Result<Handlebars<'static>, String> {
+/// A registry with every template and define, compiled at build time, and
+/// the helpers.
+pub fn registry() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.register_escape_fn(handlebars::no_escape);
     super::helpers::register(&mut hb);
-    for (name, body) in defines(HELPERS)? {
-        hb.register_template_string(name, body)
-            .map_err(|e| format!("templates/_helpers.tpl: {name}: {e}"))?;
+    for (name, template) in super::compiled::compiled() {
+        hb.register_template(name, template);
     }
-    for (name, text) in TEMPLATES {
-        hb.register_template_string(name, *text)
-            .map_err(|e| format!("templates/{name}: {e}"))?;
-    }
-    Ok(hb)
-}
-
-/// Splits `_helpers.tpl` into its `{{#*inline "NAME"}}BODY{{/inline}}` blocks,
-/// trimming the whitespace around each body as Go's `{{- define -}}` does.
-fn defines(text: &str) -> Result<Vec<(&str, &str)>, String> {
-    const OPEN: &str = "{{#*inline \"";
-    const CLOSE: &str = "{{/inline}}";
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(OPEN) {
-        let after = &rest[start + OPEN.len()..];
-        let (name, after) = after
-            .split_once("\"}}")
-            .ok_or("templates/_helpers.tpl: unterminated inline")?;
-        let (body, after) = after
-            .split_once(CLOSE)
-            .ok_or_else(|| format!("templates/_helpers.tpl: {name}: no {CLOSE}"))?;
-        out.push((name, body.trim()));
-        rest = after;
-    }
-    Ok(out)
+    hb
 }
 
 #[cfg(test)]
@@ -106,7 +70,7 @@ mod tests {
             .filter(|n| n.ends_with(".yaml"))
             .collect();
         go.sort();
-        let hbs: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
+        let hbs: Vec<&str> = TEMPLATES.to_vec();
         assert_eq!(go, hbs);
     }
 
@@ -118,7 +82,8 @@ mod tests {
             .skip(1)
             .map(|s| s.split('"').next().unwrap())
             .collect();
-        let hbs_names: Vec<&str> = defines(HELPERS)
+        let helpers = include_str!("../../templates/_helpers.tpl");
+        let hbs_names: Vec<&str> = super::super::defines::defines(helpers)
             .unwrap()
             .into_iter()
             .map(|(n, _)| n)
