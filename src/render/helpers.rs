@@ -11,7 +11,7 @@ use handlebars::{
 use serde_json::{Map, Value};
 
 /// The function behind a pure helper.
-type PureFn = fn(&[Value]) -> Result<Value, String>;
+type PureFn = fn(&[&Value]) -> Result<Value, String>;
 
 /// A helper that is a pure function of its parameters.
 struct Pure(PureFn);
@@ -24,7 +24,7 @@ impl HelperDef for Pure {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let args: Vec<Value> = h.params().iter().map(|p| p.value().clone()).collect();
+        let args: Vec<&Value> = h.params().iter().map(|p| p.value()).collect();
         (self.0)(&args)
             .map(ScopedJson::Derived)
             .map_err(|e| RenderErrorReason::Other(format!("{}: {e}", h.name())).into())
@@ -93,7 +93,7 @@ pub fn register(hb: &mut Handlebars<'_>) {
         ("printf", |a| printf(a).map(Value::String)),
         ("print", |a| {
             Ok(Value::String(
-                a.iter().map(sprint).collect::<Vec<_>>().join(" "),
+                a.iter().map(|v| sprint(v)).collect::<Vec<_>>().join(" "),
             ))
         }),
         ("int64", |a| Ok(Value::from(int(arg(a, 0))))),
@@ -136,8 +136,9 @@ pub fn register(hb: &mut Handlebars<'_>) {
             let mut m = Map::new();
             for kv in a.chunks(2) {
                 m.insert(
-                    sprint(&kv[0]),
-                    kv.get(1).cloned().unwrap_or(Value::String(String::new())),
+                    sprint(kv[0]),
+                    kv.get(1)
+                        .map_or(Value::String(String::new()), |v| (*v).clone()),
                 );
             }
             Ok(Value::Object(m))
@@ -167,8 +168,8 @@ pub fn register(hb: &mut Handlebars<'_>) {
 
 static NULL: Value = Value::Null;
 
-fn arg(a: &[Value], i: usize) -> &Value {
-    a.get(i).unwrap_or(&NULL)
+fn arg<'a>(a: &[&'a Value], i: usize) -> &'a Value {
+    a.get(i).copied().unwrap_or(&NULL)
 }
 
 /// Go template truthiness (also sprig's notion of "empty", negated).
@@ -267,7 +268,7 @@ fn go_float(f: f64) -> String {
 }
 
 /// sprig's `quote`: each non-nil argument as a Go-quoted string, joined by spaces.
-fn quote(args: &[Value]) -> String {
+fn quote(args: &[&Value]) -> String {
     let quoted: Vec<String> = args
         .iter()
         .filter(|v| !v.is_null())
@@ -277,7 +278,7 @@ fn quote(args: &[Value]) -> String {
 }
 
 /// Go's `printf` for the verbs the chart uses: `%s`, `%v`, `%d`, `%q`, `%%`.
-fn printf(args: &[Value]) -> Result<String, String> {
+fn printf(args: &[&Value]) -> Result<String, String> {
     let format = sprint(arg(args, 0));
     let mut rest = args.iter().skip(1);
     let mut out = String::new();
@@ -298,7 +299,7 @@ fn printf(args: &[Value]) -> Result<String, String> {
         match verb {
             's' | 'v' => out.push_str(&sprint(v)),
             'd' => out.push_str(&int(v).to_string()),
-            'q' => out.push_str(&quote(std::slice::from_ref(v))),
+            'q' => out.push_str(&quote(&[v])),
             _ => return Err(format!("unsupported verb %{verb}")),
         }
     }
@@ -619,7 +620,13 @@ mod tests {
             "a:\n- 1.5\nb: 1"
         );
         assert_eq!(
-            printf(&[json!("%s-%d %q"), json!("x"), number_f64(3.0), json!("y")]).unwrap(),
+            printf(&[
+                &json!("%s-%d %q"),
+                &json!("x"),
+                &number_f64(3.0),
+                &json!("y")
+            ])
+            .unwrap(),
             "x-3 \"y\""
         );
         assert_eq!(indent(2, "a\nb"), "  a\n    b".replacen("    b", "  b", 1));

@@ -183,7 +183,7 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Rendered>, RenderError> {
 
 /// The merged values, checked against the chart's values type.
 fn values(args: &RenderArgs) -> Result<Map<String, Value>, RenderError> {
-    let defaults = read_yaml("charts/ray/values.yaml", templates::VALUES_YAML)?;
+    let defaults = chart_defaults();
     let mut user = Map::new();
     for path in &args.values {
         let shown = path.display().to_string();
@@ -214,6 +214,17 @@ fn values(args: &RenderArgs) -> Result<Map<String, Value>, RenderError> {
     let values = merge::coalesce(&defaults, user);
     check_values(&values)?;
     Ok(values)
+}
+
+/// The chart's `values.yaml` as Helm reads it: every number a float.
+fn chart_defaults() -> Map<String, Value> {
+    let mut v: Value =
+        serde_json::from_str(templates::VALUES_JSON).expect("the build checked values.yaml");
+    merge::floats(&mut v);
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 /// A values file as Helm reads it: a map, every number a float.

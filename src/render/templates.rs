@@ -13,10 +13,11 @@ pub const TEMPLATES: &[&str] = &[
     "raycluster.yaml",
 ];
 
-/// The chart's default values.
-pub const VALUES_YAML: &str = include_str!("../../charts/ray/values.yaml");
+/// The chart's default values (`values.yaml`), as JSON made at build time.
+pub const VALUES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/values.json"));
 
-const CHART_YAML: &str = include_str!("../../charts/ray/Chart.yaml");
+/// `Chart.yaml`, as JSON made at build time.
+const CHART_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/chart.json"));
 
 /// The CRD file Helm installs from `crds/` (`--include-crds`).
 pub const CRD: (&str, &str) = (
@@ -34,7 +35,7 @@ pub struct ChartMeta {
 }
 
 pub fn chart() -> ChartMeta {
-    serde_yaml_ng::from_str(CHART_YAML).expect("charts/ray/Chart.yaml is valid")
+    serde_json::from_str(CHART_JSON).expect("the build checked charts/ray/Chart.yaml")
 }
 
 /// A registry with every template and define, compiled at build time, and
@@ -59,6 +60,16 @@ mod tests {
             CRD.1 == crate::api::crd_yaml(),
             "charts/ray/crds/cluster_crd.yaml is stale: run `cargo run -- crd > charts/ray/crds/cluster_crd.yaml`"
         );
+    }
+
+    #[test]
+    fn chart_json_is_the_chart_yaml() {
+        let yaml = |text| serde_yaml_ng::from_str::<serde_json::Value>(text).unwrap();
+        let json = |text| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        let values = include_str!("../../charts/ray/values.yaml");
+        assert_eq!(json(VALUES_JSON), yaml(values));
+        let chart = include_str!("../../charts/ray/Chart.yaml");
+        assert_eq!(json(CHART_JSON), yaml(chart));
     }
 
     #[test]
