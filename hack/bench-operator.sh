@@ -9,7 +9,7 @@
 # Environment (defaults in brackets):
 #   BENCH_CLUSTER_DIR [/tmp/ray-bench-cluster]  BENCH_PORT_BASE [28443]  BENCH_HEALTH_PORT [28490]
 #   BENCH_NODES [10]  BENCH_NODE_PODS [450]     (kwok CPU nodes and pods per node)
-#   BENCH_VARIANTS ["default;MALLOC_ARENA_MAX=2"]  operator runs; each is `name` or `K=V ...` env
+#   BENCH_VARIANTS ["default"]  operator runs, `;`-separated; each is `default` or `K=V ...` env
 #   BENCH_SMALL [150] BENCH_BIG [1000] BENCH_WORKERS [3] BENCH_REF_PODS [4000]
 #   BENCH_CLIENT_CONCURRENCY [64]  requests in flight when creating RayClusters or bare pods
 #   BENCH_SKIP_BUILD=1  use the existing release build and benchmark executable

@@ -5,18 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, PodCondition, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::RayCluster;
+use crate::cached_pod::CachedPod;
 use crate::labels;
 use crate::lease;
 use crate::metrics::Metrics;
@@ -40,26 +41,40 @@ pub struct Settings {
     pub autoscaler: crate::autoscaling::Settings,
 }
 
-/// Pod creations and deletions in flight at once, over all clusters.
-const WRITES_IN_FLIGHT: usize = 32;
+/// Writes to the API server in flight at once, over all clusters. kube's
+/// client speaks HTTP/1.1: each write in flight holds a connection (about
+/// 40 KiB with TLS and buffers), and idle connections stay pooled, so this
+/// bounds the operator's memory in a burst as well as its load on the API
+/// server. 16 writes in flight still outpace what a control plane schedules.
+const WRITES_IN_FLIGHT: usize = 16;
 
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
     pub services: Store<PartialObjectMeta<Service>>,
     pub clusters: Store<RayCluster>,
-    /// Bounds the pod writes in flight over all reconciles, so a burst of
-    /// clusters cannot open hundreds of API connections at once.
-    pub writes: tokio::sync::Semaphore,
+    /// Bounds the writes in flight over all reconciles (see `write_permit`).
+    writes: tokio::sync::Semaphore,
     pub expectations: Expectations,
     pub metrics: Metrics,
     pub scope: Scope,
     pub board: Board,
     pub autoscalers: crate::autoscaling::Autoscalers,
     pub ready: AtomicBool,
+}
+
+impl Context {
+    /// A permit for one write to the API server (a pod, Service, status or
+    /// Event), from the bound over all clusters; hold it for that one request.
+    pub async fn write_permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.writes
+            .acquire()
+            .await
+            .expect("the write semaphore is never closed")
+    }
 }
 
 impl crate::http::Health for Context {
@@ -73,9 +88,9 @@ impl crate::http::Health for Context {
     }
 }
 
-/// Keeps from a pod only what the operator reads (labels, owner, phase,
-/// readiness), so the cache grows slowly with the number of pods.
-fn strip_pod(pod: &mut Pod) {
+/// Keeps from a cached pod only what the operator reads (labels, owner,
+/// phase, readiness), so the cache grows slowly with the number of pods.
+fn strip_pod(pod: &mut CachedPod) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
     meta.annotations = None;
@@ -84,22 +99,8 @@ fn strip_pod(pod: &mut Pod) {
     if let Some(pod_labels) = meta.labels.as_mut() {
         pod_labels.retain(|key, _| key.starts_with("ray-"));
     }
-    pod.spec = None;
     if let Some(status) = pod.status.as_mut() {
-        *status = k8s_openapi::api::core::v1::PodStatus {
-            phase: status.phase.take(),
-            conditions: status.conditions.take().map(|c| {
-                c.into_iter()
-                    .filter(|c| c.type_ == "Ready")
-                    .map(|c| PodCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        ..Default::default()
-                    })
-                    .collect()
-            }),
-            ..Default::default()
-        };
+        status.conditions.retain(|c| c.type_ == "Ready");
     }
 }
 
@@ -130,13 +131,7 @@ pub async fn run(
     let (board, scale_requests) = Board::new();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: labels::FIELD_MANAGER.into(),
-                instance: Some(settings.identity.clone()),
-            },
-        ),
+        recorder: Recorder::new(client.clone(), labels::FIELD_MANAGER, &settings.identity),
         pods: pods.clone(),
         services,
         clusters: clusters.clone(),
@@ -185,7 +180,7 @@ pub async fn run(
     })
     .reflect(cluster_writer)
     .touched_objects();
-    let pod_stream = watcher(api_in::<Pod>(&client, namespace), selector.clone())
+    let pod_stream = watcher(api_in::<CachedPod>(&client, namespace), selector.clone())
         .default_backoff()
         .modify(strip_pod)
         .reflect(pod_writer)

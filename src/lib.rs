@@ -4,8 +4,10 @@
 pub mod api;
 pub mod autoscaler;
 pub mod autoscaling;
+pub mod cached_pod;
 pub mod controller;
 pub mod diff;
+pub mod events;
 pub mod http;
 pub mod labels;
 pub mod lease;

@@ -89,9 +89,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Worker threads of the operator's runtime. It spends its time waiting on
+/// the API server (12% of one core while creating 4,000 pods), and every
+/// thread costs a stack and, with glibc, a malloc arena of its own; tokio's
+/// default of one per core would be 64 on a large node.
+const RUNTIME_THREADS: usize = 2;
+
 fn run(args: RunArgs) -> ExitCode {
     ray_operator::logging::init(args.log_format);
+    single_malloc_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(RUNTIME_THREADS)
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -134,5 +142,18 @@ fn run(args: RunArgs) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One glibc malloc arena for all threads: memory freed by one thread is
+/// reused by the others instead of sitting in a per-thread arena (about
+/// 1 MiB less with 150 clusters, `make bench-operator`); the operator's few
+/// threads seldom contend for it.
+fn single_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

@@ -73,30 +73,33 @@ named after the release, so several releases can coexist.
   verbs: [get, list, watch, create, update, patch, delete]
 {{/inline}}
 
-{{!-- The operator Deployment. Takes (dict "root" this "namespace" NS "namespaced" BOOL). --}}
+{{!--
+The operator Deployment; takes the root context. A namespaced operator runs in
+the release namespace, a cluster-scoped one in operatorNamespace.
+--}}
 {{#*inline "ray.operatorDeployment"}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{include "ray.operatorName" root}}
-  namespace: {{namespace}}
+  name: {{include "ray.operatorName" this}}
+  namespace: {{#if Values.namespacedOperator}}{{Release.Namespace}}{{else}}{{Values.operatorNamespace}}{{/if}}
   labels:
-    {{~nindent 4 (include "ray.labels" root)}}
+    {{~nindent 4 (include "ray.labels" this)}}
     cluster.ray.io/component: operator
 spec:
   replicas: 1
   selector:
     matchLabels:
-      {{~nindent 6 (include "ray.selectorLabels" root)}}
+      {{~nindent 6 (include "ray.selectorLabels" this)}}
       cluster.ray.io/component: operator
   template:
     metadata:
       labels:
-        {{~nindent 8 (include "ray.labels" root)}}
+        {{~nindent 8 (include "ray.labels" this)}}
         cluster.ray.io/component: operator
     spec:
-      serviceAccountName: {{include "ray.operatorName" root}}
-      {{#with root.Values.imagePullSecrets}}
+      serviceAccountName: {{include "ray.operatorName" this}}
+      {{#with Values.imagePullSecrets}}
       imagePullSecrets:
         {{~nindent 8 (toYaml this)}}
       {{/with}}
@@ -108,21 +111,18 @@ spec:
           type: RuntimeDefault
       containers:
         - name: ray-operator
-          image: {{quote root.Values.operatorImage}}
-          imagePullPolicy: {{root.Values.imagePullPolicy}}
+          image: {{quote Values.operatorImage}}
+          imagePullPolicy: {{Values.imagePullPolicy}}
           command: [ray-operator, run]
           args:
             - --health-port
             - "8080"
             - --log-format
-            - {{root.Values.logFormat}}
+            - {{Values.logFormat}}
           env:
             - name: RUST_LOG
-              value: {{quote root.Values.logLevel}}
-            {{!-- Fewer glibc malloc arenas: ~9% less memory with 1,000 clusters (make bench-operator). --}}
-            - name: MALLOC_ARENA_MAX
-              value: "2"
-            {{#if namespaced}}
+              value: {{quote Values.logLevel}}
+            {{#if Values.namespacedOperator}}
             - name: RAY_OPERATOR_POD_NAMESPACE
               valueFrom:
                 fieldRef:
@@ -142,7 +142,7 @@ spec:
               port: health
             periodSeconds: 5
           resources:
-            {{~nindent 12 (toYaml root.Values.operatorResources)}}
+            {{~nindent 12 (toYaml Values.operatorResources)}}
           securityContext:
             allowPrivilegeEscalation: false
             readOnlyRootFilesystem: true

@@ -1,8 +1,10 @@
 //! The API types: the RayCluster resource and the CRD generated from it.
 
+mod compact_json;
 mod raycluster;
 mod schema;
 
+pub use compact_json::CompactJson;
 pub use raycluster::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

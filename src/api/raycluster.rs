@@ -13,7 +13,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::schema;
+use super::{CompactJson, schema};
 
 /// Desired state of a Ray cluster: a head node and workers of several pod types.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -168,10 +168,10 @@ pub struct PodConfig {
     /// Labels and annotations for the pods; `name` and `generateName` are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserved_object")]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<CompactJson>,
     /// A Kubernetes PodSpec; the first container runs Ray.
     #[schemars(schema_with = "schema::pod_spec_outline")]
-    pub spec: serde_json::Value,
+    pub spec: CompactJson,
 }
 
 /// A port of the head Service.

@@ -39,7 +39,8 @@ pub enum ResourceError {
 /// What one Ray node of this pod type offers: detected from the first
 /// container's limits, overridden by `rayResources`. Zero amounts are dropped.
 pub fn node_resources(pod_type: &PodType) -> Result<ResourceBundle, ResourceError> {
-    let limits = &pod_type.pod_config.spec["containers"][0]["resources"]["limits"];
+    let spec = pod_type.pod_config.spec.value();
+    let limits = &spec["containers"][0]["resources"]["limits"];
     let mut out = ResourceBundle::new();
     if let Some(limits) = limits.as_object() {
         for (ray_name, needle) in [("CPU", "cpu"), ("GPU", "gpu"), ("memory", "memory")] {
@@ -159,7 +160,8 @@ mod tests {
             max_workers: 1,
             ray_resources: ray.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             pod_config: PodConfig {
-                spec: json!({"containers": [{"name": "ray", "resources": {"limits": limits}}]}),
+                spec: json!({"containers": [{"name": "ray", "resources": {"limits": limits}}]})
+                    .into(),
                 ..Default::default()
             },
             setup_commands: vec![],

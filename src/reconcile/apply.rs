@@ -15,7 +15,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 /// How many pod writes of one cluster run at once (all clusters together are
-/// bounded by `Context::writes`).
+/// bounded by `Context::write_permit`).
 const WRITES_IN_FLIGHT: usize = 8;
 
 /// Applies the head Service unless the cached one carries the same spec hash
@@ -31,6 +31,7 @@ pub async fn head_service(ctx: &Context, cluster: &ValidatedCluster) -> Result<(
         return Ok(());
     }
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
+    let _permit = ctx.write_permit().await;
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -56,7 +57,7 @@ pub async fn delete_pods(
         .map(|pod| {
             let api = api.clone();
             async move {
-                let _permit = write_permit(ctx).await;
+                let _permit = ctx.write_permit().await;
                 let params = DeleteParams {
                     preconditions: pod.uid.clone().map(|uid| Preconditions {
                         uid: Some(uid),
@@ -97,7 +98,7 @@ pub async fn create_pods(
         .map(|new| {
             let (api, params) = (api.clone(), params.clone());
             async move {
-                let _permit = write_permit(ctx).await;
+                let _permit = ctx.write_permit().await;
                 let pod_type = match new.kind {
                     NodeKind::Head => &cluster.head,
                     NodeKind::Worker => cluster
@@ -133,12 +134,4 @@ pub async fn create_pods(
         .buffer_unordered(WRITES_IN_FLIGHT)
         .collect()
         .await
-}
-
-/// A permit for one pod write, from the bound over all clusters.
-async fn write_permit(ctx: &Context) -> tokio::sync::SemaphorePermit<'_> {
-    ctx.writes
-        .acquire()
-        .await
-        .expect("the write semaphore is never closed")
 }

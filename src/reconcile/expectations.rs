@@ -78,9 +78,25 @@ impl Expectations {
     }
 
     /// The status to plan from: the one last written, else the cached one.
+    /// Once the cache shows what was written, the copy here is dropped: the
+    /// operator is the status' only writer, so the cache cannot fall behind
+    /// it again until the next write.
     pub fn status(&self, key: &str, cached: Option<&RayClusterStatus>) -> RayClusterStatus {
-        let statuses = self.statuses.lock().expect("expectations lock");
-        statuses.get(key).or(cached).cloned().unwrap_or_default()
+        let mut statuses = self.statuses.lock().expect("expectations lock");
+        match statuses.get(key) {
+            Some(written) if Some(written) != cached => written.clone(),
+            Some(_) => {
+                statuses.remove(key);
+                cached.cloned().unwrap_or_default()
+            }
+            None => cached.cloned().unwrap_or_default(),
+        }
+    }
+
+    /// How many written statuses the cache has not shown yet (for tests).
+    #[cfg(test)]
+    fn unseen_statuses(&self) -> usize {
+        self.statuses.lock().expect("expectations lock").len()
     }
 
     /// Records a status the operator has just written.
@@ -161,6 +177,20 @@ mod tests {
         );
         e.forget("ns/c");
         assert_eq!(e.status("ns/c", Some(&cached)).autoscaler_retries, 0);
+    }
+
+    #[test]
+    fn a_written_status_is_kept_only_until_the_cache_shows_it() {
+        let e = Expectations::default();
+        let written = RayClusterStatus {
+            autoscaler_retries: 2,
+            ..Default::default()
+        };
+        e.wrote_status("ns/c", written.clone());
+        assert_eq!(e.status("ns/c", None), written);
+        assert_eq!(e.unseen_statuses(), 1);
+        assert_eq!(e.status("ns/c", Some(&written)), written);
+        assert_eq!(e.unseen_statuses(), 0, "the cache caught up: no copy kept");
     }
 
     #[test]

@@ -16,15 +16,14 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{Phase, RayCluster, RayClusterStatus};
+use crate::cached_pod::CachedPod;
 use crate::controller::Context;
 use crate::labels::{self, FIELD_MANAGER};
 use plan::{ObservedPod, PlanInput};
@@ -58,7 +57,7 @@ pub fn cluster_key(cluster: &RayCluster) -> String {
 }
 
 /// The pods of a cluster in the operator's cache.
-pub fn cluster_pods(pods: &Store<Pod>, namespace: &str, name: &str) -> Vec<ObservedPod> {
+pub fn cluster_pods(pods: &Store<CachedPod>, namespace: &str, name: &str) -> Vec<ObservedPod> {
     pods.state()
         .iter()
         .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace))
@@ -185,6 +184,7 @@ async fn write_status(
         "kind": "RayCluster",
         "status": &next,
     });
+    let _permit = ctx.write_permit().await;
     api.patch_status(
         &cluster.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -204,18 +204,14 @@ pub(crate) async fn publish(
     note: String,
     warning: bool,
 ) {
-    let event = KubeEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_string(),
-        note: Some(truncate(note, 1000)),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+    let note = truncate(note, 1000);
+    let regarding = cluster.object_ref(&());
+    let _permit = ctx.write_permit().await;
+    if let Err(e) = ctx
+        .recorder
+        .publish(&regarding, warning, reason, "Reconcile", note)
+        .await
+    {
         tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "could not publish event {reason}: {e}");
     }
 }

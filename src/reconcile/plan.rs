@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::cached_pod::CachedPod;
 
 use super::validate::{ValidatedCluster, ValidatedPodType};
 use crate::api::{Phase, PodTypeStatus, RayClusterStatus};
@@ -38,7 +38,7 @@ pub struct ObservedPod {
 
 impl ObservedPod {
     /// Reads a pod's labels and status; `None` for a pod the operator did not make.
-    pub fn from_pod(pod: &Pod) -> Option<Self> {
+    pub fn from_pod(pod: &CachedPod) -> Option<Self> {
         let labels = pod.metadata.labels.as_ref()?;
         let kind = match labels.get(labels::NODE_KIND)?.as_str() {
             "head" => NodeKind::Head,
@@ -52,9 +52,7 @@ impl ObservedPod {
             "Succeeded" | "Failed" => PodState::Finished,
             _ => PodState::Pending,
         };
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ready = pod.ready();
         Some(ObservedPod {
             name: pod.metadata.name.clone()?,
             uid: pod.metadata.uid.clone(),

@@ -208,13 +208,12 @@ fn validate_pod_type(
         message,
     };
     let metadata: ObjectMeta = match &config.metadata {
-        Some(value) => {
-            parse_at(value).map_err(|(path, msg)| pod_error(&join("metadata", &path), msg))?
-        }
+        Some(value) => parse_at(&value.value())
+            .map_err(|(path, msg)| pod_error(&join("metadata", &path), msg))?,
         None => ObjectMeta::default(),
     };
-    let spec: PodSpec =
-        parse_at(&config.spec).map_err(|(path, msg)| pod_error(&join("spec", &path), msg))?;
+    let spec: PodSpec = parse_at(&config.spec.value())
+        .map_err(|(path, msg)| pod_error(&join("spec", &path), msg))?;
     if spec.containers.is_empty() {
         return Err(pod_error(
             "spec.containers",

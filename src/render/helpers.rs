@@ -1,14 +1,14 @@
 //! Handlebars helpers that behave like the Go template and sprig functions the
 //! chart uses, so `templates/*.yaml` can be written like `charts/ray/templates/*.yaml`:
 //! `include`, `nindent`, `toYaml`, `quote`, `printf`, `print`, `int64`,
-//! `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`, `fail`, `dict`,
+//! `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`, `fail`,
 //! `contains`, `trunc`, `trimSuffix`.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
     ScopedJson,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The function behind a pure helper.
 type PureFn = fn(&[&Value]) -> Result<Value, String>;
@@ -131,17 +131,6 @@ pub fn register(hb: &mut Handlebars<'_>) {
                 maps.map(|v| int(v.get(&field).unwrap_or(&Value::Null)))
                     .sum::<i64>(),
             ))
-        }),
-        ("dict", |a| {
-            let mut m = Map::new();
-            for kv in a.chunks(2) {
-                m.insert(
-                    sprint(kv[0]),
-                    kv.get(1)
-                        .map_or(Value::String(String::new()), |v| (*v).clone()),
-                );
-            }
-            Ok(Value::Object(m))
         }),
         ("contains", |a| {
             Ok(Value::Bool(sprint(arg(a, 1)).contains(&sprint(arg(a, 0)))))

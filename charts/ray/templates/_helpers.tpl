@@ -71,14 +71,17 @@ named after the release, so several releases can coexist.
   verbs: [get, list, watch, create, update, patch, delete]
 {{- end }}
 
-{{/* The operator Deployment. Takes (dict "root" . "namespace" NS "namespaced" BOOL). */}}
+{{/*
+The operator Deployment; takes the root context. A namespaced operator runs in
+the release namespace, a cluster-scoped one in operatorNamespace.
+*/}}
 {{- define "ray.operatorDeployment" -}}
-{{- $root := .root -}}
+{{- $root := . -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ include "ray.operatorName" $root }}
-  namespace: {{ .namespace }}
+  namespace: {{ if .Values.namespacedOperator }}{{ .Release.Namespace }}{{ else }}{{ .Values.operatorNamespace }}{{ end }}
   labels:
     {{- include "ray.labels" $root | nindent 4 }}
     cluster.ray.io/component: operator
@@ -118,10 +121,7 @@ spec:
           env:
             - name: RUST_LOG
               value: {{ $root.Values.logLevel | quote }}
-            # Fewer glibc malloc arenas: ~9% less memory with 1,000 clusters (make bench-operator).
-            - name: MALLOC_ARENA_MAX
-              value: "2"
-            {{- if .namespaced }}
+            {{- if .Values.namespacedOperator }}
             - name: RAY_OPERATOR_POD_NAMESPACE
               valueFrom:
                 fieldRef:
