@@ -70,8 +70,11 @@ def main():
             extra = f"{speedup:.1f}x" if tool == "ray-operator render" else ""
             print(f"| {name} | {tool} | {med[tool]:.2f} | {rss[tool] / 1024:.1f} | {extra} |")
     print()
+    load = os.getloadavg()[0]
     print(f"Median of {runs} runs per row after {WARMUP} warm-up runs; wall time from "
-          "posix_spawn to waitpid, peak RSS from /usr/bin/time -f %M.")
+          f"posix_spawn to waitpid, peak RSS from /usr/bin/time -f %M. Load average at the end: "
+          f"{load:.2f} on {os.cpu_count()} cores (a busy machine slows a 2 ms process more, "
+          "relatively, than a 50 ms one).")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,10 @@ pub async fn run(
     if let Some(listener) = health_listener {
         tokio::spawn(crate::http::serve(listener, ctx.clone()));
     }
+    let trim_ctx = ctx.clone();
+    tokio::spawn(crate::memory::return_freed_memory(move || {
+        trim_ctx.metrics.reconciles()
+    }));
 
     let mut lost = None;
     if settings.leader_elect {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod labels;
 pub mod lease;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;

@@ -30,6 +30,11 @@ impl Metrics {
         }
     }
 
+    /// Reconciles run so far.
+    pub fn reconciles(&self) -> u64 {
+        self.reconciles.load(Relaxed)
+    }
+
     pub fn failed(&self, stage: &str) {
         match stage {
             "status" => &self.errors_status,

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Serialize;
 
-use crate::api::{PodType, RayCluster, ServicePort};
+use crate::api::{CompactJson, PodType, RayCluster, ServicePort};
 use crate::labels::stable_hash;
 // The chart names pods with sprig's kebabcase; the operator names them alike.
 use crate::render::helpers::kebabcase as kebab_case;
@@ -208,12 +208,13 @@ fn validate_pod_type(
         message,
     };
     let metadata: ObjectMeta = match &config.metadata {
-        Some(value) => parse_at(&value.value())
-            .map_err(|(path, msg)| pod_error(&join("metadata", &path), msg))?,
+        Some(json) => {
+            parse_at(json).map_err(|(path, msg)| pod_error(&join("metadata", &path), msg))?
+        }
         None => ObjectMeta::default(),
     };
-    let spec: PodSpec = parse_at(&config.spec.value())
-        .map_err(|(path, msg)| pod_error(&join("spec", &path), msg))?;
+    let spec: PodSpec =
+        parse_at(&config.spec).map_err(|(path, msg)| pod_error(&join("spec", &path), msg))?;
     if spec.containers.is_empty() {
         return Err(pod_error(
             "spec.containers",
@@ -254,12 +255,20 @@ fn launch_hash(config: &crate::api::PodConfig, commands: &[String]) -> String {
     stable_hash(canonical.to_string().as_bytes())[..10].to_string()
 }
 
-/// Parses a JSON value into `T`, on failure giving the path within it and why.
-fn parse_at<T: serde::de::DeserializeOwned>(
-    value: &serde_json::Value,
-) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+/// Parses JSON into `T` (straight from the text: no tree of it is built), on
+/// failure giving the path within it and why.
+fn parse_at<T: serde::de::DeserializeOwned>(json: &CompactJson) -> Result<T, (String, String)> {
+    let mut text = serde_json::Deserializer::from_str(json.as_str());
+    serde_path_to_error::deserialize(&mut text).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // The position in the operator's own copy of the text means nothing
+        // to the user; the path says where.
+        let position = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = inner.to_string();
+        let message = message.strip_suffix(&position).unwrap_or(&message);
+        (path, message.to_string())
+    })
 }
 
 fn join(prefix: &str, path: &str) -> String {

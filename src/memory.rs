@@ -1,0 +1,45 @@
+//! How the operator uses glibc's allocator: one arena, and freed memory given
+//! back to the system after each burst of work. (Other C libraries: nothing.)
+
+use std::time::Duration;
+
+/// How often to look whether the operator did anything worth trimming after.
+const TRIM_INTERVAL: Duration = Duration::from_secs(2);
+
+/// One malloc arena for all threads: memory freed by one thread is reused
+/// by the others instead of sitting in a per-thread arena (about 1 MiB less
+/// with 150 clusters, `make bench-operator`); the operator's few threads
+/// seldom contend for it. Call before starting any thread.
+pub fn single_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Every couple of seconds in which the operator did some work (`work` is a
+/// counter of it), hands the heap's free pages back to the system. glibc
+/// returns only the top of the heap by itself; after a burst of reconciles
+/// the free space is scattered between the objects the caches keep (about
+/// 1 MiB with 150 clusters). Trimming a heap of a few MiB takes microseconds.
+pub async fn return_freed_memory(work: impl Fn() -> u64) {
+    let mut seen = work();
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = work();
+        if now != seen {
+            seen = now;
+            trim();
+        }
+    }
+}
+
+fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim is thread-safe and only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
