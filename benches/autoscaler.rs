@@ -27,6 +27,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
+use ray_operator::autoscaler::gcs::{GcsClient, GcsOptions};
 use support::cluster::{TestNamespace, shared};
 use support::operator::{BIN, Operator, install_crd, kubectl};
 use support::ray::RayHead;
@@ -118,8 +119,28 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// Waits until the head's GCS holds no queued demand: the tasks of an earlier
+/// run's driver stay queued until the GCS sees that driver gone, and a new
+/// operator would scale for them before the first run of its own.
+async fn no_pending_demand(head: &RayHead) {
+    let gcs = GcsClient::new(GcsOptions::new(head.address())).expect("GCS address");
+    let start = Instant::now();
+    loop {
+        match gcs.cluster_state().await {
+            Ok(state) if state.pending.is_empty() && state.gangs.is_empty() => return,
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the head still holds an earlier driver's demand after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Seconds from `.remote()` to the new pod's watch event, one per run.
 async fn latency(client: &Client, head: &RayHead, interval_ms: u64, runs: usize) -> Vec<f64> {
+    no_pending_demand(head).await;
     let ns_guard = TestNamespace::new(client, &format!("bench-lat-{interval_ms}")).await;
     let ns = ns_guard.name.clone();
     let interval = interval_ms.to_string();

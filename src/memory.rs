@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// How often to look whether the operator did anything worth trimming after.
+/// How often to look whether a burst of work has ended.
 const TRIM_INTERVAL: Duration = Duration::from_secs(2);
 
 /// One malloc arena for all threads: memory freed by one thread is reused
@@ -18,19 +18,24 @@ pub fn single_arena() {
     }
 }
 
-/// Every couple of seconds in which the operator did some work (`work` is a
-/// counter of it), hands the heap's free pages back to the system. glibc
-/// returns only the top of the heap by itself; after a burst of reconciles
-/// the free space is scattered between the objects the caches keep (about
-/// 1 MiB with 150 clusters). Trimming a heap of a few MiB takes microseconds.
+/// When a burst of work ends (`work`, a counter of it, moved in one interval
+/// and then stood still for one), hands the heap's free pages back to the
+/// system. glibc returns only the top of the heap by itself; after a burst of
+/// reconciles the free space is scattered between the objects the caches
+/// keep (about 1 MiB with 150 clusters). While work goes on, freed memory is
+/// soon reused, so there is nothing to gain from trimming it.
 pub async fn return_freed_memory(work: impl Fn() -> u64) {
     let mut seen = work();
+    let mut busy = false;
     let mut tick = tokio::time::interval(TRIM_INTERVAL);
     loop {
         tick.tick().await;
         let now = work();
         if now != seen {
             seen = now;
+            busy = true;
+        } else if busy {
+            busy = false;
             trim();
         }
     }
