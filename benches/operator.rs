@@ -687,6 +687,21 @@ fn verdict(kib: u64, target_mib: f64) -> &'static str {
     }
 }
 
+/// One row of the memory table; a target (MiB of RSS) adds the verdict.
+fn mem_row(variant: &str, scenario: &str, m: &Mem, target_mib: Option<f64>) {
+    let target = match target_mib {
+        Some(t) => format!(" < {t:.0} MiB | {} |", verdict(m.rss_kib, t)),
+        None => " | |".to_string(),
+    };
+    println!(
+        "| {variant} | {scenario} | {} | {} | {} | {} |{target}",
+        mib(m.rss_kib),
+        mib(m.hwm_kib),
+        mib(m.anon_kib),
+        m.threads
+    );
+}
+
 fn print_tables(opts: &Opts, rows: &[Row], reference: &Reference) {
     let n = opts.big;
     let pods = n * (1 + opts.workers);
@@ -697,40 +712,18 @@ fn print_tables(opts: &Opts, rows: &[Row], reference: &Reference) {
     println!("|---|---|---:|---:|---:|---:|---|---|");
     for r in rows {
         let v = &r.variant;
-        println!(
-            "| {v} | idle, 0 clusters | {} | {} | {} | {} | | |",
-            mib(r.idle.rss_kib),
-            mib(r.idle.hwm_kib),
-            mib(r.idle.anon_kib),
-            r.idle.threads
+        mem_row(v, "idle, 0 clusters", &r.idle, None);
+        let small = format!(
+            "{} head-only clusters Running ({} pods cached)",
+            opts.small, r.small_pods
         );
-        println!(
-            "| {v} | {} head-only clusters Running ({} pods cached) | {} | {} | {} | {} | < 16 MiB | {} |",
-            opts.small,
-            r.small_pods,
-            mib(r.small.rss_kib),
-            mib(r.small.hwm_kib),
-            mib(r.small.anon_kib),
-            r.small.threads,
-            verdict(r.small.rss_kib, 16.0)
+        mem_row(v, &small, &r.small, Some(16.0));
+        mem_row(v, "idle, fresh process", &r.big_idle, None);
+        let big = format!(
+            "{n} clusters × (1 head + {} workers) Running ({} pods cached)",
+            opts.workers, r.big_pods
         );
-        println!(
-            "| {v} | idle, fresh process | {} | {} | {} | {} | | |",
-            mib(r.big_idle.rss_kib),
-            mib(r.big_idle.hwm_kib),
-            mib(r.big_idle.anon_kib),
-            r.big_idle.threads
-        );
-        println!(
-            "| {v} | {n} clusters × (1 head + {} workers) Running ({} pods cached) | {} | {} | {} | {} | < 64 MiB | {} |",
-            opts.workers,
-            r.big_pods,
-            mib(r.big.rss_kib),
-            mib(r.big.hwm_kib),
-            mib(r.big.anon_kib),
-            r.big.threads,
-            verdict(r.big.rss_kib, 64.0)
-        );
+        mem_row(v, &big, &r.big, Some(64.0));
     }
     println!();
     println!(

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::events::Recorder;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
@@ -18,6 +17,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::RayCluster;
 use crate::cached_pod::CachedPod;
+use crate::events::Recorder;
 use crate::labels;
 use crate::lease;
 use crate::metrics::Metrics;
