@@ -183,6 +183,8 @@ impl Operator {
             .args([
                 "run",
                 "--autoscaler=false",
+                // kwok pods run no Ray to read the health of.
+                "--ray-health=false",
                 "--leader-elect=false",
                 "--health-port",
                 &opts.health_port.to_string(),

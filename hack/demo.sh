@@ -1,59 +1,65 @@
 #!/usr/bin/env bash
-# make demo: a local control plane, the CRD, the operator, the example cluster,
-# and `kubectl get rayclusters` until it is Running.
-#
-# The pods are kwok's fakes: they reach Running but run no Ray, so the
-# operator runs with --autoscaler=false (clusters hold minWorkers). The
-# operator keeps running in the background; `make demo-down` stops it and the
-# control plane.
+# make demo: the seed's first flow on real nodes. A local cluster (control
+# plane + three real nodes), the images (no registry: built and imported
+# here), then `helm -n ray install example-cluster --create-namespace
+# ./charts/ray`, the operator's rollout, `kubectl get rayclusters`, the pods,
+# what Ray says inside the head, and a small Ray job whose tasks run on the
+# workers. Everything keeps running; `make demo-down` stops it.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-log() { printf '\n[demo] %s\n' "$*"; }
+log() { printf '\n[demo %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+START=$SECONDS
 
-log "starting the local control plane (the first run builds Kubernetes: ~11 minutes)"
-hack/cluster-up.sh
+log "starting the local cluster with real nodes (the first run builds Kubernetes and containerd)"
+hack/cluster-up.sh >/dev/null
 export KUBECONFIG=$REPO/.cluster/kubeconfig
-KUBECTL=$(hack/build-k8s.sh --print-bin-dir)/kubectl
+BIN_DIR=$(hack/build-k8s.sh --print-bin-dir)
+KUBECTL=$BIN_DIR/kubectl
+hack/install-helm.sh >/dev/null
+HELM=${RAY_OPERATOR_CACHE:-$HOME/.cache/ray-operator}/helm/bin/helm
 
-log "building ray-operator (release)"
-cargo build --release --quiet
-BIN=$REPO/target/release/ray-operator
+log "building and importing the images (the operator and Ray; cached after the first run)"
+hack/images.sh
 
-log "installing the RayCluster CRD"
-"$KUBECTL" apply -f charts/ray/crds/cluster_crd.yaml
-"$KUBECTL" wait --for=condition=Established crd/rayclusters.cluster.ray.io --timeout=30s
-
-PIDFILE=.cluster/operator.pid
-if [[ -f $PIDFILE ]] && kill -0 "$(cat $PIDFILE)" 2>/dev/null; then
-  log "the operator already runs (pid $(cat $PIDFILE))"
+if "$HELM" -n ray status example-cluster >/dev/null 2>&1; then
+  log "the release example-cluster is installed already; upgrading it to this checkout"
+  "$HELM" -n ray upgrade example-cluster ./charts/ray
 else
-  log "starting the operator (log: .cluster/operator.log)"
-  nohup "$BIN" run --autoscaler=false --health-port 18080 > .cluster/operator.log 2>&1 &
-  echo $! > "$PIDFILE"
+  log "helm -n ray install example-cluster --create-namespace ./charts/ray"
+  "$HELM" -n ray install example-cluster --create-namespace ./charts/ray
 fi
+"$KUBECTL" -n default rollout status deployment/example-cluster-ray-operator --timeout=180s
 
-log "creating the example cluster from components/example_cluster.yaml"
-"$KUBECTL" create namespace ray --dry-run=client -o yaml | "$KUBECTL" apply -f -
-"$KUBECTL" apply -n ray -f components/example_cluster.yaml
-
-log "waiting for it to be Running"
-for _ in $(seq 1 60); do
-  phase=$("$KUBECTL" get rayclusters -n ray -o jsonpath='{.items[0].status.phase}' 2>/dev/null || true)
+log "waiting for the Ray cluster to be Running (Ray's GCS answers, the workers joined)"
+INSTALLED=$SECONDS
+for _ in $(seq 1 240); do
+  phase=$("$KUBECTL" -n ray get raycluster example-cluster -o jsonpath='{.status.phase}' 2>/dev/null || true)
   [[ $phase == Running ]] && break
   sleep 1
 done
+[[ $phase == Running ]] || { "$KUBECTL" -n ray describe raycluster example-cluster; exit 1; }
+echo "Running $((SECONDS - INSTALLED))s after the operator was ready"
 "$KUBECTL" get rayclusters -A
 echo
-"$KUBECTL" get pods,services -n ray -l ray-cluster-name
-echo
-grep -m5 ',ray ' .cluster/operator.log || true
+"$KUBECTL" -n ray get pods,services -l ray-cluster-name=example-cluster -o wide
+
+HEAD=$("$KUBECTL" -n ray get pods -l ray-cluster-name=example-cluster,ray-node-type=head \
+  --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+log "a Ray job inside the head ($HEAD)"
+"$KUBECTL" -n ray exec -i "$HEAD" -- bash -lc 'python -' <hack/demo-job.py
+
+log "the operator's log lines for this cluster (the seed's recipe, on the operator that holds the Lease)"
+LEADER=$("$KUBECTL" -n kube-system get lease ray-operator-cluster-scoped -o jsonpath='{.spec.holderIdentity}')
+"$KUBECTL" logs -n default "$LEADER" | grep example-cluster,ray | tail -n 8
+
 cat <<MSG
 
-The operator keeps running. Try:
-  export KUBECONFIG=$REPO/.cluster/kubeconfig
-  kubectl -n ray get rayclusters -w                 # STATUS / RESTARTS / DESIRED / READY
-  kubectl -n ray delete pod -l ray-node-type=head    # the head fails: watch RESTARTS go up
-  curl -s localhost:18080/metrics | grep ray_operator
-  make demo-down                                     # stop the operator and the control plane
+Done in $((SECONDS - START))s. Everything keeps running. Try:
+  export KUBECONFIG=$REPO/.cluster/kubeconfig PATH=$BIN_DIR:\$PATH
+  kubectl -n ray get rayclusters -w                      # STATUS / RESTARTS / DESIRED / READY
+  kubectl -n ray port-forward service/example-cluster-ray-head 8265:8265   # then open http://localhost:8265
+  kubectl -n ray exec -it $HEAD -- bash -lc 'ray status'
+  kubectl -n ray delete pod $HEAD                        # the head fails: RESTARTS goes up, a new head starts
+  make demo-down                                         # uninstall, stop the nodes and the control plane
 MSG

@@ -21,7 +21,7 @@ use crate::autoscaler::resources::format_bundle;
 use crate::controller::Context;
 use crate::labels::NodeKind;
 use crate::reconcile::build::{GCS_PORT, head_address};
-use crate::reconcile::plan::{ObservedPod, PodState, Scaling};
+use crate::reconcile::plan::{ObservedPod, PodState, RayHealth, Scaling};
 use crate::reconcile::{cluster_pods, publish, validate};
 use crate::scaling::AutoscalerView;
 
@@ -35,6 +35,13 @@ pub struct Settings {
     /// How long a running head's GCS may stay unreachable before the cluster
     /// counts as failed (`AutoscalingExceptionRecovery`).
     pub grace: Duration,
+    /// Read each head's GCS even with the autoscaler off, so `Running` means
+    /// Ray runs. Off only where pods run no Ray (kwok).
+    pub ray_health: bool,
+    /// Honour `spec.gcsAddress` (a test aid). Off, the operator dials only
+    /// each cluster's own head Service: a RayCluster's author must not pick
+    /// the addresses the operator connects to (and sends tokens to).
+    pub allow_gcs_address: bool,
 }
 
 /// The running tasks, by cluster key.
@@ -53,7 +60,7 @@ impl Autoscalers {
 
     /// Starts the cluster's task unless it runs (or the autoscaler is off).
     pub fn ensure(&self, key: &str, ctx: &Arc<Context>) {
-        if !self.settings.enabled {
+        if !self.settings.enabled && !self.settings.ray_health {
             return;
         }
         let mut tasks = self.tasks.lock().expect("tasks lock");
@@ -148,29 +155,68 @@ impl Round {
             self.unreachable_since = None;
             self.client = None;
         }
-        let address = validated
-            .gcs_address
-            .clone()
-            .unwrap_or_else(|| format!("{}:{GCS_PORT}", head_address(&validated)));
+        let address = match validated.gcs_address.clone() {
+            Some(address) if ctx.autoscalers.settings.allow_gcs_address => address,
+            _ => format!("{}:{GCS_PORT}", head_address(&validated)),
+        };
         let client = self
             .client(ctx, &address, validated.auth_token_secret.as_deref())
             .await?;
         let state = match client.cluster_state().await {
             Ok(state) => state,
+            Err(e) if e.is_unimplemented() => {
+                // Ray answers but has no autoscaler service: it runs, and the
+                // cluster holds minWorkers rather than being restarted.
+                self.unreachable_since = None;
+                client.disconnect();
+                ctx.board.post(
+                    &self.key,
+                    AutoscalerView {
+                        ray: Some(RayHealth { joined: None }),
+                        unsupported: Some(format!(
+                            "this Ray has no autoscaler API (Ray 2.7 or newer has it); holding minWorkers: {e}"
+                        )),
+                        ..AutoscalerView::default()
+                    },
+                );
+                return Ok(());
+            }
             Err(e) => {
                 let since = *self.unreachable_since.get_or_insert_with(Instant::now);
+                let mut view = AutoscalerView {
+                    ray: None,
+                    ..ctx.board.view(&self.key).unwrap_or_default()
+                };
                 if e.is_unreachable() && since.elapsed() >= ctx.autoscalers.settings.grace {
                     tracing::warn!(cluster = %self.name, namespace = %self.namespace, "the head's GCS has not answered for {:?}: {e}", since.elapsed());
-                    let view = AutoscalerView {
-                        unreachable_head: Some(head.name.clone()),
-                        ..ctx.board.view(&self.key).unwrap_or_default()
-                    };
-                    ctx.board.post(&self.key, view);
+                    view.unreachable_head = Some(head.name.clone());
                 }
+                ctx.board.post(&self.key, view);
                 return Err(e.to_string());
             }
         };
         self.unreachable_since = None;
+        let ray = Some(RayHealth {
+            joined: Some(
+                state
+                    .nodes
+                    .iter()
+                    .filter(|n| !matches!(n.status, NodeStatus::Dead))
+                    .map(|n| n.instance_id.clone())
+                    .collect(),
+            ),
+        });
+        if !ctx.autoscalers.settings.enabled {
+            client.disconnect();
+            ctx.board.post(
+                &self.key,
+                AutoscalerView {
+                    ray,
+                    ..AutoscalerView::default()
+                },
+            );
+            return Ok(());
+        }
         let workers: Vec<WorkerPod> = pods
             .iter()
             .filter(|p| p.kind == NodeKind::Worker && !p.terminating)
@@ -195,6 +241,8 @@ impl Round {
                 scaling,
                 unreachable_head: None,
                 status,
+                ray,
+                unsupported: None,
             },
         );
         Ok(())

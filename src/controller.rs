@@ -153,6 +153,9 @@ pub async fn run(
 
     let mut lost = None;
     if settings.leader_elect {
+        // A replica standing by is healthy: it is Ready (so a rollout beside
+        // a leader completes) and acts on nothing until it holds the Lease.
+        ctx.ready.store(true, Ordering::Relaxed);
         let (lease_ns, lease_name) = match namespace {
             Some(ns) => (ns.to_string(), lease::NAMESPACED_LEASE),
             None => (
@@ -168,6 +171,7 @@ pub async fn run(
             )
             .await,
         );
+        ctx.ready.store(false, Ordering::Relaxed);
     }
 
     let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);

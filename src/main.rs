@@ -67,10 +67,22 @@ struct RunArgs {
     /// restarts (AutoscalingExceptionRecovery).
     #[arg(long, default_value_t = 30)]
     gcs_grace_seconds: u64,
-    /// Namespace of a cluster-scoped operator's leader Lease (default: the
-    /// operator's own namespace in a pod, else `default`).
-    #[arg(long)]
-    lease_namespace: Option<String>,
+    /// Check that Ray runs: a cluster is Running only while its head's GCS
+    /// answers and its minimum workers are alive in Ray. Off only where pods
+    /// run no Ray (kwok's fake nodes).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    ray_health: bool,
+    /// Honour `spec.gcsAddress`, the address of a Ray GCS outside the cluster.
+    /// A test aid, off by default: otherwise the operator dials only each
+    /// cluster's own head Service, so whoever may create a RayCluster cannot
+    /// make the operator connect (and send Ray tokens) anywhere.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    allow_gcs_address: bool,
+    /// Namespace of a cluster-scoped operator's leader Lease. Every
+    /// cluster-scoped operator of the Kubernetes cluster shares it, whatever
+    /// namespace each runs in, so two releases never act on a RayCluster at once.
+    #[arg(long, default_value = "kube-system")]
+    lease_namespace: String,
 }
 
 fn main() -> ExitCode {
@@ -123,9 +135,7 @@ fn run(args: RunArgs) -> ExitCode {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| format!("ray-operator-{}", std::process::id()));
         let settings = ray_operator::controller::Settings {
-            lease_namespace: args
-                .lease_namespace
-                .unwrap_or_else(|| client.default_namespace().to_string()),
+            lease_namespace: args.lease_namespace,
             namespace: args.namespace.filter(|ns| !ns.is_empty()),
             concurrency: args.concurrency,
             leader_elect: args.leader_elect,
@@ -134,6 +144,8 @@ fn run(args: RunArgs) -> ExitCode {
                 enabled: args.autoscaler,
                 interval: std::time::Duration::from_millis(args.autoscaler_interval_ms.max(100)),
                 grace: std::time::Duration::from_secs(args.gcs_grace_seconds),
+                ray_health: args.ray_health,
+                allow_gcs_address: args.allow_gcs_address,
             },
         };
         ray_operator::controller::run(client, settings, health).await

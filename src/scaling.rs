@@ -11,7 +11,7 @@ use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{AutoscalerStatus, RayCluster};
-use crate::reconcile::plan::Scaling;
+use crate::reconcile::plan::{RayHealth, Scaling};
 
 /// What an autoscaler task last concluded about its cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,6 +21,10 @@ pub struct AutoscalerView {
     /// the grace period.
     pub unreachable_head: Option<String>,
     pub status: AutoscalerStatus,
+    /// What Ray said in the last round; `None` while its GCS does not answer.
+    pub ray: Option<RayHealth>,
+    /// Why the autoscaler cannot work with this Ray (it holds minWorkers).
+    pub unsupported: Option<String>,
 }
 
 /// Views by cluster key (`namespace/name`), and the channel that asks the

@@ -85,6 +85,18 @@ pub enum GcsError {
 }
 
 impl GcsError {
+    /// The GCS answered that it has no such service: a Ray older than the
+    /// autoscaler API (2.7), which the operator cannot scale.
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(
+            self,
+            GcsError::Status {
+                code: Code::Unimplemented,
+                ..
+            }
+        )
+    }
+
     /// The head could not be reached (down, restarting, or the network): the
     /// caller should retry later rather than act on the cluster.
     pub fn is_unreachable(&self) -> bool {

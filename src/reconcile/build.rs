@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, Service, ServicePort, S
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::start_script::start_script;
 use super::validate::{ValidatedCluster, ValidatedPodType};
 use crate::labels::{self, NodeKind};
 
@@ -115,7 +116,7 @@ pub fn pod(
     };
     run_ray(
         &mut spec.containers[0],
-        commands,
+        start_script(kind, commands),
         ray_env(cluster, pod_type, name),
     );
     Pod {
@@ -132,11 +133,12 @@ pub fn pod(
     }
 }
 
-/// Ray runs as the container's own command, so a restarted container restarts
-/// Ray and nothing needs `pods/exec`.
-fn run_ray(container: &mut Container, commands: &[String], env: Vec<EnvVar>) {
+/// Ray runs as the container's own command (in place of whatever keep-alive
+/// command the pod config has), so a restarted container restarts Ray and
+/// nothing needs `pods/exec`.
+fn run_ray(container: &mut Container, script: String, env: Vec<EnvVar>) {
     container.command = Some(vec!["/bin/bash".to_string(), "-lc".to_string()]);
-    container.args = Some(vec![commands.join("\n")]);
+    container.args = Some(vec![script]);
     let container_env = container.env.get_or_insert_with(Vec::new);
     for var in env {
         match container_env.iter_mut().find(|e| e.name == var.name) {
@@ -148,7 +150,9 @@ fn run_ray(container: &mut Container, commands: &[String], env: Vec<EnvVar>) {
 
 /// The environment through which Ray learns who it is: the pod name and type
 /// (how the autoscaler matches Ray nodes to pods), the head's address, and
-/// the resources to advertise (`rayResources` override what Ray detects).
+/// the resources to advertise (from the pod's resources and `rayResources`;
+/// Ray reads them in place of what it detects, also for user-written start
+/// commands).
 fn ray_env(cluster: &ValidatedCluster, pod_type: &ValidatedPodType, name: &str) -> Vec<EnvVar> {
     let mut env = BTreeMap::from([
         ("RAY_CLOUD_INSTANCE_ID", name.to_string()),

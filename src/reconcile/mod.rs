@@ -7,6 +7,7 @@ pub mod apply;
 pub mod build;
 pub mod expectations;
 pub mod plan;
+pub mod start_script;
 pub mod status;
 pub mod validate;
 
@@ -26,7 +27,7 @@ use crate::api::{Phase, RayCluster, RayClusterStatus};
 use crate::cached_pod::CachedPod;
 use crate::controller::Context;
 use crate::labels::{self, FIELD_MANAGER};
-use plan::{ObservedPod, PlanInput};
+use plan::{ObservedPod, PlanInput, RayCheck};
 
 /// Why a reconcile failed; each variant names the stage and the object.
 #[derive(Debug, thiserror::Error)]
@@ -101,12 +102,19 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         .expectations
         .view(&key, cluster_pods(&ctx.pods, &namespace, &name));
     let view = ctx.board.view(&key);
+    let settings = &ctx.autoscalers.settings;
+    let ray = match view.as_ref().and_then(|v| v.ray.as_ref()) {
+        _ if !settings.ray_health => RayCheck::Off,
+        Some(health) => RayCheck::Up(health),
+        None => RayCheck::Down,
+    };
     let input = PlanInput {
         cluster: &validated,
         pods: &pods,
         previous: &previous,
         scaling: view.as_ref().map(|v| &v.scaling),
         unreachable_head: view.as_ref().and_then(|v| v.unreachable_head.as_deref()),
+        ray,
     };
     let plan = plan::plan(&input, &mut labels::random_suffix);
 
@@ -146,7 +154,29 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     if plan.head_ready {
         ctx.autoscalers.ensure(&key, &ctx);
     }
-    let mut next = status::from_plan(&previous, &plan, cluster.meta().generation, now);
+    let generation = cluster.meta().generation;
+    let mut next = status::from_plan(&previous, &plan, generation, now.clone());
+    for (type_, value, reason, message, warning) in
+        side_conditions(&validated, view.as_ref(), settings)
+    {
+        let changed = !previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == value && c.reason == reason);
+        if changed && warning {
+            tracing::warn!(cluster = %name, namespace = %namespace, reason, "{message}");
+            publish(&ctx, &cluster, reason, message.clone(), true).await;
+        }
+        status::set_condition(
+            &mut next.conditions,
+            type_,
+            value,
+            reason,
+            &message,
+            generation,
+            &now,
+        );
+    }
     if let Some(view) = view {
         next.autoscaler = Some(view.status);
     }
@@ -156,6 +186,46 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
         _ => Action::requeue(Duration::from_secs(10)),
     })
+}
+
+/// Conditions beside the plan's, and whether a change to them is worth a
+/// Warning Event: `AutoscalerHealthy` from the autoscaler's last round, and
+/// `GcsAddressIgnored` when the spec names an address the operator will not dial.
+fn side_conditions(
+    cluster: &validate::ValidatedCluster,
+    view: Option<&crate::scaling::AutoscalerView>,
+    settings: &crate::autoscaling::Settings,
+) -> Vec<(&'static str, &'static str, &'static str, String, bool)> {
+    let mut out = Vec::new();
+    if let Some(view) = view {
+        if let Some(why) = &view.unsupported {
+            out.push((
+                "AutoscalerHealthy",
+                "False",
+                "UnsupportedRay",
+                why.clone(),
+                true,
+            ));
+        } else if settings.enabled && view.ray.is_some() {
+            let message = "the autoscaler reads the head's demand".to_string();
+            out.push(("AutoscalerHealthy", "True", "Running", message, false));
+        }
+    }
+    if let Some(address) = &cluster.gcs_address
+        && !settings.allow_gcs_address
+    {
+        let message = format!(
+            "spec.gcsAddress {address:?} is ignored: the operator dials only the head Service (it honours gcsAddress only when run with --allow-gcs-address)"
+        );
+        out.push((
+            "GcsAddressIgnored",
+            "True",
+            "GcsAddressIgnored",
+            message,
+            true,
+        ));
+    }
+    out
 }
 
 /// Writes the status subresource with server-side apply, only when it changed.

@@ -83,6 +83,32 @@ pub struct Scaling {
     pub remove: BTreeSet<String>,
 }
 
+/// What the head's Ray said in the autoscaler task's last round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RayHealth {
+    /// The pods alive as Ray nodes (their `RAY_CLOUD_INSTANCE_ID`); `None`
+    /// when this Ray cannot list them (older than the autoscaler API).
+    pub joined: Option<BTreeSet<String>>,
+}
+
+/// Whether, and what, the operator knows of Ray itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RayCheck<'a> {
+    /// Not checked (`--ray-health=false`): pods that run are enough.
+    Off,
+    /// The GCS has not answered yet, or stopped answering.
+    Down,
+    Up(&'a RayHealth),
+}
+
+/// A condition's value, reason and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub ready: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
 /// A pod to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPod {
@@ -110,6 +136,8 @@ pub struct PodPlan {
     pub head_launch_config: Option<String>,
     pub head_ready: bool,
     pub pod_types: Vec<PodTypeStatus>,
+    /// Whether Ray runs (the `RayReady` condition); `None` when not checked.
+    pub ray: Option<Readiness>,
 }
 
 /// Everything the plan reads.
@@ -123,6 +151,7 @@ pub struct PlanInput<'a> {
     /// The head pod whose Ray the autoscaler found unreachable past its grace
     /// period. Named, so a head that replaced it is not blamed.
     pub unreachable_head: Option<&'a str>,
+    pub ray: RayCheck<'a>,
 }
 
 /// Plans one reconcile; `new_suffix` gives the random part of new pod names.
@@ -167,17 +196,78 @@ pub fn plan(input: &PlanInput, new_suffix: &mut dyn FnMut() -> String) -> PodPla
     }
 
     out.head_ready = !head_restarted && head.is_some_and(|h| h.ready);
+    out.ray = ray_readiness(input, &live, out.head_ready);
     let recovering = out.phase == Some(Phase::AutoscalingExceptionRecovery)
         || (input.previous.phase == Some(Phase::AutoscalingExceptionRecovery) && !out.head_ready);
     out.phase = Some(if recovering {
         Phase::AutoscalingExceptionRecovery
-    } else if out.head_ready && settled && !out.notes.iter().any(|n| n.reason == "ReplacingWorkers")
+    } else if out.head_ready
+        && settled
+        && out.ray.as_ref().is_none_or(|r| r.ready)
+        && !out.notes.iter().any(|n| n.reason == "ReplacingWorkers")
     {
         Phase::Running
     } else {
         Phase::Updating
     });
     out
+}
+
+/// `Running` needs Ray itself to run: the head's GCS answers and each pod
+/// type's minimum of ready workers are alive Ray nodes.
+fn ray_readiness(input: &PlanInput, live: &[&ObservedPod], head_ready: bool) -> Option<Readiness> {
+    let readiness = |ready, reason, message: &str| Readiness {
+        ready,
+        reason,
+        message: message.to_string(),
+    };
+    let health = match input.ray {
+        RayCheck::Off => return None,
+        RayCheck::Down if !head_ready => {
+            return Some(readiness(
+                false,
+                "WaitingForHead",
+                "the head pod is not ready",
+            ));
+        }
+        RayCheck::Down => {
+            return Some(readiness(
+                false,
+                "GcsUnreachable",
+                "the head's Ray GCS does not answer",
+            ));
+        }
+        RayCheck::Up(health) => health,
+    };
+    let Some(joined) = &health.joined else {
+        return Some(readiness(
+            true,
+            "GcsAnswers",
+            "the head's Ray GCS answers (this Ray does not list its nodes)",
+        ));
+    };
+    let short: Vec<String> = input
+        .cluster
+        .workers
+        .iter()
+        .filter_map(|t| {
+            let alive = live
+                .iter()
+                .filter(|p| p.kind == NodeKind::Worker && p.pod_type == t.name && p.ready)
+                .filter(|p| joined.contains(&p.name))
+                .count() as i32;
+            (alive < t.min_workers).then(|| format!("{}: {alive}/{} in Ray", t.name, t.min_workers))
+        })
+        .collect();
+    Some(if short.is_empty() {
+        readiness(
+            true,
+            "RayRunning",
+            "the head's Ray GCS answers and the minimum workers are alive in Ray",
+        )
+    } else {
+        readiness(false, "WorkersNotJoined", &short.join("; "))
+    })
 }
 
 fn note(reason: &'static str, message: String) -> Note {

@@ -64,7 +64,15 @@ pub fn from_plan(
         ("HeadReady", head.0, head.1, head.2.to_string()),
         ("WorkersReady", workers.0, workers.1, workers.2),
     ];
-    for (type_, value, reason, message) in conditions {
+    let ray = plan.ray.as_ref().map(|r| {
+        (
+            "RayReady",
+            if r.ready { "True" } else { "False" },
+            r.reason,
+            r.message.clone(),
+        )
+    });
+    for (type_, value, reason, message) in conditions.into_iter().chain(ray) {
         set_condition(
             &mut status.conditions,
             type_,
@@ -102,7 +110,7 @@ pub fn from_spec_error(
 }
 
 /// Sets a condition, keeping its transition time while its value stays the same.
-fn set_condition(
+pub fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
     value: &str,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::build;
-use super::plan::{ObservedPod, PlanInput, PodState, Scaling, plan};
+use super::plan::{ObservedPod, PlanInput, PodState, RayCheck, RayHealth, Scaling, plan};
 use super::validate::{SpecError, ValidatedCluster, validate};
 use crate::api::{Phase, RayCluster, RayClusterStatus};
 use crate::labels::NodeKind;
@@ -125,6 +125,17 @@ fn run_plan(
     scaling: Option<&Scaling>,
     unreachable: Option<&str>,
 ) -> super::plan::PodPlan {
+    plan_with_ray(c, pods, previous, scaling, unreachable, RayCheck::Off)
+}
+
+fn plan_with_ray(
+    c: &ValidatedCluster,
+    pods: &[ObservedPod],
+    previous: &RayClusterStatus,
+    scaling: Option<&Scaling>,
+    unreachable: Option<&str>,
+    ray: RayCheck,
+) -> super::plan::PodPlan {
     let mut n = 0;
     let input = PlanInput {
         cluster: c,
@@ -132,6 +143,7 @@ fn run_plan(
         previous,
         scaling,
         unreachable_head: unreachable,
+        ray,
     };
     plan(&input, &mut || {
         n += 1;
@@ -311,7 +323,17 @@ fn build_pod_runs_ray_as_the_container_command() {
         env["RAY_HEAD_IP"], "demo-ray-head.ray.svc",
         "the operator's value replaces the config's"
     );
-    assert_eq!(env["RAY_OVERRIDE_RESOURCES"], r#"{"CPU":0.0}"#);
+    // The head's rayResources {CPU: 0} wins over its 1 CPU limit; its memory
+    // limit is split between Ray's memory and its object store.
+    assert_eq!(
+        env["RAY_OVERRIDE_RESOURCES"],
+        r#"{"CPU":0.0,"memory":751619276.0,"object_store_memory":322122547.0}"#
+    );
+    let script = &container.args.as_ref().unwrap()[0];
+    assert!(
+        script.contains("gcs_server"),
+        "the head lives while its GCS does"
+    );
     let worker = build::pod(&c, &c.workers[0], NodeKind::Worker, "demo-cpu-worker-x2");
     assert!(
         worker.spec.unwrap().containers[0].args.as_ref().unwrap()[0]
@@ -364,6 +386,49 @@ fn a_settled_cluster_is_running_and_left_alone() {
         (p.pod_types[0].desired_workers, p.pod_types[0].ready_workers),
         (2, 2)
     );
+}
+
+#[test]
+fn running_needs_the_gcs_to_answer_and_the_minimum_workers_in_ray() {
+    let c = cluster();
+    let mut pods = vec![head_pod(&c, PodState::Running)];
+    pods.extend(workers(&c, 0, 2));
+    let joined = |names: &[&str]| RayHealth {
+        joined: Some(names.iter().map(|n| n.to_string()).collect()),
+    };
+    let both = joined(&["demo-head-aaaaa", "demo-cpu-worker-0", "demo-cpu-worker-1"]);
+    let one = joined(&["demo-head-aaaaa", "demo-cpu-worker-0"]);
+    let old_ray = RayHealth { joined: None };
+    let status = running_status(&c);
+    for (ray, phase, reason) in [
+        (RayCheck::Off, Phase::Running, None),
+        (RayCheck::Down, Phase::Updating, Some("GcsUnreachable")),
+        (
+            RayCheck::Up(&one),
+            Phase::Updating,
+            Some("WorkersNotJoined"),
+        ),
+        (RayCheck::Up(&both), Phase::Running, Some("RayRunning")),
+        (RayCheck::Up(&old_ray), Phase::Running, Some("GcsAnswers")),
+    ] {
+        let p = plan_with_ray(&c, &pods, &status, None, None, ray);
+        assert_eq!(p.phase, Some(phase), "{ray:?}");
+        assert_eq!(p.ray.as_ref().map(|r| r.reason), reason, "{ray:?}");
+        assert!(p.create.is_empty() && p.delete.is_empty(), "{ray:?}: {p:?}");
+    }
+    let p = plan_with_ray(&c, &pods, &status, None, None, RayCheck::Up(&one));
+    assert_eq!(p.ray.unwrap().message, "cpuWorker: 1/2 in Ray");
+    // A head that is not ready yet is waited for, not called unreachable.
+    let starting = [head_pod(&c, PodState::Pending)];
+    let p = plan_with_ray(
+        &c,
+        &starting,
+        &RayClusterStatus::default(),
+        None,
+        None,
+        RayCheck::Down,
+    );
+    assert_eq!(p.ray.unwrap().reason, "WaitingForHead");
 }
 
 #[test]

@@ -53,6 +53,11 @@ pub enum SpecError {
     },
     #[error("spec.maxWorkers: {max} is less than the sum of podTypes[].minWorkers ({sum})")]
     MinSumAboveMax { sum: i32, max: i32 },
+    #[error("spec.podTypes[{index}].podConfig.spec.containers[0].resources: {source}")]
+    Resources {
+        index: usize,
+        source: crate::autoscaler::resources::ResourceError,
+    },
     #[error("spec.podTypes[{index}].podConfig.{path}: {message}")]
     PodConfig {
         index: usize,
@@ -69,6 +74,8 @@ pub struct ValidatedPodType {
     pub slug: String,
     pub min_workers: i32,
     pub max_workers: i32,
+    /// What its Ray node advertises (`RAY_OVERRIDE_RESOURCES`): from the
+    /// container's resources and `rayResources`.
     pub ray_resources: BTreeMap<String, f64>,
     pub metadata: ObjectMeta,
     pub spec: PodSpec,
@@ -232,7 +239,8 @@ fn validate_pod_type(
         slug: kebab_case(&pod_type.name),
         min_workers: pod_type.min_workers,
         max_workers: pod_type.max_workers,
-        ray_resources: pod_type.ray_resources.clone(),
+        ray_resources: crate::autoscaler::resources::ray_resources(pod_type)
+            .map_err(|source| SpecError::Resources { index, source })?,
         launch_hash: launch_hash(config, commands),
         metadata,
         spec,

@@ -16,9 +16,9 @@
 //! }
 //! ```
 //!
-//! The state dir is `$CLUSTER_DIR` (default `<repo>/.cluster`), so a test run can use a private
-//! control plane with `CLUSTER_DIR=/tmp/x CLUSTER_PORT_BASE=27443 cargo test`. The control plane
-//! is left running after the tests; stop it with `make cluster-down`.
+//! Two profiles, never one control plane: [`shared()`] has kwok's fake nodes (`.cluster/kwok`),
+//! [`real()`] real nodes (`.cluster`). Both are left running after the tests; `make
+//! cluster-down` stops them.
 
 use std::{
     collections::hash_map::RandomState,
@@ -49,39 +49,66 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
 }
 
-/// Ensures the control plane is up, once per test process, and returns it.
+/// The kwok control plane (fake nodes: pods are Running at once and run
+/// nothing), once per test process. For tests of what the operator writes.
 ///
-/// Blocking (it may build binaries and start processes on the first call); panics with the
-/// script's output when `hack/cluster-up.sh` fails.
+/// Its state dir is `$KWOK_CLUSTER_DIR` (default `<repo>/.cluster/kwok`), on
+/// ports from 26473, so no pod of these tests lands on a real node and an
+/// operator left running by `make demo` never sees them.
 pub fn shared() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("KWOK_CLUSTER_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".cluster/kwok"));
+        up(dir, "kwok", "26473")
+    })
+}
+
+/// The control plane with real nodes (kubelet, containerd, CNI, CoreDNS):
+/// pods run real containers. State dir `$CLUSTER_DIR` (default `<repo>/.cluster`).
+pub fn real() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
         let dir = std::env::var_os("CLUSTER_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join(".cluster"));
-        std::fs::create_dir_all(&dir).expect("create the cluster state dir");
-        // The same lock file cluster-up.sh takes itself when not told we hold it.
-        let lock = File::create(dir.join("up.lock")).expect("open up.lock");
-        lock.lock().expect("lock up.lock");
-        let out = Command::new(repo.join("hack/cluster-up.sh"))
-            .env("CLUSTER_DIR", &dir)
-            .env("CLUSTER_LOCK_HELD", "1")
-            .output()
-            .expect("run hack/cluster-up.sh");
-        drop(lock);
-        assert!(
-            out.status.success(),
-            "hack/cluster-up.sh failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Cluster {
-            kubeconfig: dir.join("kubeconfig"),
-            dir,
-        }
+            .unwrap_or_else(|| repo().join(".cluster"));
+        up(dir, "real", "26443")
     })
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `hack/cluster-up.sh` for a profile (a no-op when it runs already).
+/// Blocking (it may build binaries and start processes); panics with the
+/// script's output when it fails.
+fn up(dir: PathBuf, nodes: &str, port_base: &str) -> Cluster {
+    std::fs::create_dir_all(&dir).expect("create the cluster state dir");
+    // The same lock file cluster-up.sh takes itself when not told we hold it.
+    let lock = File::create(dir.join("up.lock")).expect("open up.lock");
+    lock.lock().expect("lock up.lock");
+    let out = Command::new(repo().join("hack/cluster-up.sh"))
+        .env("CLUSTER_DIR", &dir)
+        .env("CLUSTER_NODES", nodes)
+        .env("CLUSTER_PORT_BASE", port_base)
+        .env("CLUSTER_LOCK_HELD", "1")
+        .output()
+        .expect("run hack/cluster-up.sh");
+    drop(lock);
+    assert!(
+        out.status.success(),
+        "hack/cluster-up.sh ({nodes} nodes, {}) failed ({}):\n{}{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Cluster {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+    }
 }
 
 impl Cluster {

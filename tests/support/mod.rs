@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod helm;
 pub mod operator;
 pub mod ray;
+pub mod real;
 
 /// Polls `check` every 200ms until it returns `Some`, or panics naming `what`.
 pub async fn eventually<T, F: AsyncFnMut() -> Option<T>>(

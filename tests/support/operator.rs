@@ -136,6 +136,14 @@ impl Operator {
         if !extra.iter().any(|a| a.starts_with("--autoscaler")) {
             args.push("--autoscaler=false".into());
         }
+        // Nor can Ray's health be read from them.
+        if !extra.iter().any(|a| a.starts_with("--ray-health")) {
+            args.push("--ray-health=false".into());
+        }
+        // The autoscaler tests point clusters at a Ray head beside the control plane.
+        if !extra.iter().any(|a| a.starts_with("--allow-gcs-address")) {
+            args.push("--allow-gcs-address=true".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = std::env::temp_dir().join(format!("ray-operator-{release}-{namespace}.log"));
         let mut operator = Operator {
