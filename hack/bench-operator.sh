@@ -22,6 +22,8 @@ REPO=$PWD
 
 export CLUSTER_DIR=${BENCH_CLUSTER_DIR:-/tmp/ray-bench-cluster}
 export CLUSTER_PORT_BASE=${BENCH_PORT_BASE:-28443}
+# kwok fake nodes: thousands of pods that run nothing.
+export CLUSTER_NODES=kwok
 export KWOK_GPU_NODES=0 KWOK_CPU_NODES=${BENCH_NODES:-10} NODE_PODS=${BENCH_NODE_PODS:-450}
 # Every chart pod requests 1 CPU and 1Gi: give each node room for NODE_PODS of them.
 export NODE_CPU=$((NODE_PODS + 16)) NODE_MEMORY=$((NODE_PODS + 16))Gi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) the binaries of a local Kubernetes control plane from Go source:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#   kubelet, kube-proxy (a real node)                                (k8s.io/kubernetes)
 #   etcd                                                             (go.etcd.io/etcd/server/v3/etcdmain)
 #   kwok, kwokctl                                                    (sigs.k8s.io/kwok)
 #
@@ -33,6 +34,18 @@ fi
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 BUILD_FLAGS=(-trimpath -ldflags='-s -w')
+# What `kubectl version`, Node .status.nodeInfo.kubeletVersion and /version report (the source
+# defaults to v0.0.0-master+$Format:%H$, which clients fail to parse). Both packages, as
+# Kubernetes' hack/lib/version.sh does.
+_major=${K8S_VERSION#v} _major=${_major%%.*}
+_minor=${K8S_VERSION#v*.} _minor=${_minor%%.*}
+K8S_LDFLAGS="-s -w"
+for _pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  K8S_LDFLAGS+=" -X $_pkg.gitVersion=$K8S_VERSION -X $_pkg.gitMajor=$_major -X $_pkg.gitMinor=$_minor"
+  K8S_LDFLAGS+=" -X $_pkg.gitTreeState=clean -X $_pkg.buildDate=1970-01-01T00:00:00Z"
+done
+# The stamp of the Kubernetes binaries: a new suffix relinks binaries built before the change.
+K8S_STAMP="$K8S_VERSION ldflags-version"
 
 log() { printf '[build-k8s %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -60,9 +73,9 @@ $out"
 mkdir -p "$BIN_DIR"
 START=$SECONDS
 
-K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 need_k8s=()
-for b in "${K8S_BINS[@]}"; do stamped "$b" "$K8S_VERSION" || need_k8s+=("$b"); done
+for b in "${K8S_BINS[@]}"; do stamped "$b" "$K8S_STAMP" || need_k8s+=("$b"); done
 stamped etcd "$ETCD_VERSION" || need_etcd=1
 need_kwok=()
 for b in kwok kwokctl; do stamped "$b" "$KWOK_VERSION" || need_kwok+=("$b"); done
@@ -143,6 +156,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 EOF
   if [[ ! -s $MOD_DIR/go.sum ]]; then
@@ -158,9 +173,9 @@ EOF
     for b in "${need_k8s[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
     log "compiling ${need_k8s[*]} (kubernetes $K8S_VERSION) - the long part"
     t=$SECONDS
-    (cd "$MOD_DIR" && go build "${BUILD_FLAGS[@]}" -o "$BIN_DIR/" "${pkgs[@]}") \
+    (cd "$MOD_DIR" && go build -trimpath -ldflags="$K8S_LDFLAGS" -o "$BIN_DIR/" "${pkgs[@]}") \
       || die "building ${need_k8s[*]} from k8s.io/kubernetes@$K8S_VERSION failed"
-    for b in "${need_k8s[@]}"; do stamp "$b" "$K8S_VERSION"; done
+    for b in "${need_k8s[@]}"; do stamp "$b" "$K8S_STAMP"; done
     log "kubernetes binaries built in $((SECONDS - t))s"
   fi
   if [[ -n ${need_etcd:-} ]]; then
