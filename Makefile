@@ -5,43 +5,61 @@
 #   make bench  - benchmarks, printed as tables
 
 # --- project ---
-.PHONY: setup test demo demo-down bench lint
+.PHONY: setup test demo demo-down bench bench-ray lint
 
-setup: helm ray k8s-bins
+setup: helm ray k8s-bins node-bins
 
 lint:
 	cargo fmt --all --check
 	cargo clippy --all-targets --locked -- -D warnings
 
-# Integration tests start (or reuse) the control plane in .cluster/; it is left running.
+# Integration tests start (or reuse) the two local clusters: .cluster/kwok (fake nodes, for what
+# the operator writes) and .cluster (real nodes, for Ray in real pods). Both are left running.
 # Not --all-targets: benches have harness = false and would run whole benchmarks.
-test: setup lint
+test: setup lint images
 	cargo test --locked --lib --bins --tests
 	# The GCS client against the Ray release a year older too (the default is the newest).
 	RAY_VERSION=2.47.1 cargo test --locked --test ray_gcs
 
-demo: k8s-bins
+demo: helm k8s-bins node-bins images
 	hack/demo.sh
 
 demo-down:
-	-[ -f .cluster/operator.pid ] && kill $$(cat .cluster/operator.pid) && rm -f .cluster/operator.pid
-	hack/cluster-down.sh
+	-hack/install-helm.sh >/dev/null && KUBECONFIG=.cluster/kubeconfig $${RAY_OPERATOR_CACHE:-$$HOME/.cache/ray-operator}/helm/bin/helm -n ray uninstall example-cluster --wait=false
+	$(MAKE) cluster-down
 
-bench: bench-render bench-operator bench-autoscaler
+bench: bench-render bench-operator bench-autoscaler bench-ray
+
+# Task submitted to task running on a new worker, on real Ray in real pods (BENCH_RUNS, default 5).
+bench-ray: images
+	cargo bench --bench ray_scaleup
 # --- end project ---
 
-# --- local control plane (hack/build-k8s.sh, hack/cluster-up.sh, hack/cluster-down.sh) ---
-.PHONY: k8s-bins cluster-up cluster-down
+# --- local control plane (hack/build-k8s.sh, hack/build-node.sh, hack/cluster-up.sh, hack/cluster-down.sh) ---
+.PHONY: k8s-bins node-bins cluster-up cluster-up-kwok cluster-down
 
-# Build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok once (cached in ~/.cache/ray-operator).
+# The kwok profile's state dir (fake nodes; API on 127.0.0.1:26473).
+KWOK_CLUSTER_DIR ?= $(CURDIR)/.cluster/kwok
+
+# Build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, etcd, kwok once (cached in ~/.cache/ray-operator).
 k8s-bins:
 	hack/build-k8s.sh
 
-# Start etcd + apiserver + controller-manager + scheduler + kwok fake nodes; kubeconfig in .cluster/kubeconfig.
+# Build containerd, ctr, crictl, CoreDNS and the pause image once; apt-get install runc, CNI plugins, iptables if missing.
+node-bins:
+	hack/build-node.sh
+
+# Control plane + three real nodes node-0..2 (containerd + kubelet each, kube-proxy, CoreDNS); kubeconfig in .cluster/kubeconfig.
 cluster-up:
 	hack/cluster-up.sh
 
+# Control plane + kwok fake nodes in $(KWOK_CLUSTER_DIR); kubeconfig in $(KWOK_CLUSTER_DIR)/kubeconfig.
+cluster-up-kwok: k8s-bins
+	CLUSTER_NODES=kwok CLUSTER_DIR=$(KWOK_CLUSTER_DIR) CLUSTER_PORT_BASE=26473 hack/cluster-up.sh
+
+# Stop both profiles (kwok first), each by PID, and undo what the real nodes did to the machine.
 cluster-down:
+	CLUSTER_DIR=$(KWOK_CLUSTER_DIR) hack/cluster-down.sh
 	hack/cluster-down.sh
 # --- end local control plane ---
 
@@ -94,3 +112,13 @@ bench-autoscaler: ray
 bench-operator:
 	hack/bench-operator.sh
 # --- end operator benchmark ---
+
+# --- images for the real nodes (hack/images.sh, hack/images/; Dockerfile for a registry) ---
+.PHONY: images
+
+# Build the Ray images and the operator image the chart names as OCI archives (cached in
+# ~/.cache/ray-operator/images) and import them into every real node's containerd.
+# RAY_VERSIONS, RAY_MINIMAL_VERSIONS pick the Ray versions; IMAGES_IMPORT=0 only builds.
+images:
+	hack/images.sh
+# --- end images ---

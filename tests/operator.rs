@@ -262,7 +262,7 @@ async fn restart_rules_follow_the_seed() {
     // The head podType's memory: the whole Ray cluster restarts.
     edit_spec(&client, &ns.name, "c", |s| {
         s["podTypes"][0]["podConfig"]["spec"]["containers"][0]["resources"]["limits"]["memory"] =
-            "2Gi".into()
+            "3Gi".into()
     })
     .await;
     let restarted = eventually("cluster restarted", WAIT, async || {
