@@ -428,3 +428,151 @@ async fn operator_autoscales_against_a_real_head() {
     assert!(maxima.get("cpu").copied().unwrap_or(0) <= 2, "{maxima:?}");
     assert!(maxima.get("gpu").copied().unwrap_or(0) <= 1, "{maxima:?}");
 }
+
+/// A GCS of a Ray older than the autoscaler API: it answers `GetClusterId`
+/// and nothing else (tonic answers `Unimplemented` for the autoscaler service).
+#[derive(Clone)]
+struct OldRayGcs;
+
+#[tonic::async_trait]
+impl ray_operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsService
+    for OldRayGcs
+{
+    async fn get_cluster_id(
+        &self,
+        _: tonic::Request<ray_operator::autoscaler::proto::ray_rpc::GetClusterIdRequest>,
+    ) -> Result<
+        tonic::Response<ray_operator::autoscaler::proto::ray_rpc::GetClusterIdReply>,
+        tonic::Status,
+    > {
+        Ok(tonic::Response::new(
+            ray_operator::autoscaler::proto::ray_rpc::GetClusterIdReply {
+                status: None,
+                cluster_id: vec![1; 28],
+            },
+        ))
+    }
+}
+
+/// The status conditions of the cluster, as `type -> (status, reason)`.
+async fn conditions(client: &Client, ns: &str) -> BTreeMap<String, (String, String)> {
+    status(client, ns)
+        .await
+        .conditions
+        .into_iter()
+        .map(|c| (c.type_, (c.status, c.reason)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ray_without_the_autoscaler_api_holds_min_workers_and_says_so() {
+    use ray_operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsServiceServer;
+    shared();
+    install_crd();
+    let client = shared().client().await;
+    let ns_guard = TestNamespace::new(&client, "old-ray").await;
+    let ns = ns_guard.name.clone();
+    let address: std::net::SocketAddr = format!("127.0.0.2:{}", support::ray::free_port())
+        .parse()
+        .unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(NodeInfoGcsServiceServer::new(OldRayGcs))
+            .serve(address),
+    );
+    let _operator = Operator::start(
+        "old",
+        &ns,
+        true,
+        &[
+            "--autoscaler=true",
+            "--ray-health=true",
+            "--autoscaler-interval-ms",
+            "250",
+        ],
+    )
+    .await;
+    let yaml = cluster_yaml(&address.to_string()).replace(
+        "minWorkers: 0\n    maxWorkers: 2",
+        "minWorkers: 1\n    maxWorkers: 2",
+    );
+    kubectl(&["apply", "-n", &ns, "-f", "-"], &yaml);
+
+    eventually(
+        "AutoscalerHealthy=False/UnsupportedRay and Running",
+        WAIT,
+        async || {
+            let c = conditions(&client, &ns).await;
+            let unsupported = c.get("AutoscalerHealthy")
+                == Some(&("False".to_string(), "UnsupportedRay".to_string()));
+            let running = status(&client, &ns).await.phase == Some(Phase::Running);
+            (unsupported && running).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        conditions(&client, &ns).await.get("RayReady"),
+        Some(&("True".to_string(), "GcsAnswers".to_string()))
+    );
+    holds(
+        &client,
+        &ns,
+        "minWorkers, no restart",
+        &[("head", 1), ("cpu", 1), ("gpu", 0)],
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status(&client, &ns).await.autoscaler_retries, 0);
+    assert_eq!(
+        warnings(&client, &ns, "UnsupportedRay").await.len(),
+        1,
+        "one Warning Event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_address_is_ignored_without_the_flag() {
+    shared();
+    install_crd();
+    let client = shared().client().await;
+    let ns_guard = TestNamespace::new(&client, "gcs-ignored").await;
+    let ns = ns_guard.name.clone();
+    // A listener that counts the connections made to it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let _operator = Operator::start(
+        "ignore",
+        &ns,
+        true,
+        &[
+            "--autoscaler=true",
+            "--allow-gcs-address=false",
+            "--autoscaler-interval-ms",
+            "250",
+        ],
+    )
+    .await;
+    kubectl(
+        &["apply", "-n", &ns, "-f", "-"],
+        &cluster_yaml(&address.to_string()),
+    );
+    eventually("GcsAddressIgnored", WAIT, async || {
+        let c = conditions(&client, &ns).await;
+        (c.get("GcsAddressIgnored").map(|v| v.0.as_str()) == Some("True")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(warnings(&client, &ns, "GcsAddressIgnored").await.len(), 1);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the operator never dialled spec.gcsAddress"
+    );
+}
