@@ -184,6 +184,7 @@ fn autoscaling_from_real_demand() {
     let cluster = "scaler";
     apply(&namespace, &autoscaling_cluster(cluster));
     wait_phase(&namespace, cluster, "Running", FORM_TIMEOUT);
+    formed(&namespace, cluster, 0);
     assert!(workers_of(&namespace, cluster, "cpu").is_empty());
 
     // A detached actor needing a CPU: the head has none, so a worker is made

@@ -110,6 +110,12 @@ pub fn pod(
         ),
     ]);
     let mut spec = pod_type.spec.clone();
+    // A Ray node's container is not restarted in place unless the pod config
+    // asks for it: a head restarted by the kubelet would be a new, empty Ray
+    // cluster that nobody counts. The operator replaces the pod instead (a
+    // head's failure is then the seed's AutoscalingExceptionRecovery).
+    spec.restart_policy
+        .get_or_insert_with(|| "Never".to_string());
     let commands = match kind {
         NodeKind::Head => &cluster.head_commands,
         NodeKind::Worker => &cluster.worker_commands,

@@ -213,8 +213,8 @@ pub fn plan(input: &PlanInput, new_suffix: &mut dyn FnMut() -> String) -> PodPla
     out
 }
 
-/// `Running` needs Ray itself to run: the head's GCS answers and each pod
-/// type's minimum of ready workers are alive Ray nodes.
+/// `Running` needs Ray itself to run: the head's GCS answers, the head is an
+/// alive Ray node, and so is each pod type's minimum of ready workers.
 fn ray_readiness(input: &PlanInput, live: &[&ObservedPod], head_ready: bool) -> Option<Readiness> {
     let readiness = |ready, reason, message: &str| Readiness {
         ready,
@@ -246,6 +246,16 @@ fn ray_readiness(input: &PlanInput, live: &[&ObservedPod], head_ready: bool) -> 
             "the head's Ray GCS answers (this Ray does not list its nodes)",
         ));
     };
+    let head_joined = live
+        .iter()
+        .any(|p| p.kind == NodeKind::Head && p.ready && joined.contains(&p.name));
+    if !head_joined {
+        return Some(readiness(
+            false,
+            "HeadNotJoined",
+            "the head's GCS answers but the head is not a Ray node yet",
+        ));
+    }
     let short: Vec<String> = input
         .cluster
         .workers

@@ -30,6 +30,11 @@ pub fn start_script(kind: NodeKind, commands: &[String]) -> String {
         NodeKind::Head => "gcs_server",
         NodeKind::Worker => "raylet",
     };
+    script_watching(process, commands)
+}
+
+/// The script, living while a process named `process` (its `comm`) does.
+fn script_watching(process: &str, commands: &[String]) -> String {
     format!(
         r#"# Written by ray-operator: runs the start commands below and lives while Ray does.
 ulimit() {{
@@ -44,7 +49,7 @@ ulimit() {{
 ray_alive() {{
   local comm name
   for comm in /proc/[0-9]*/comm; do
-    read -r name < "$comm" 2>/dev/null && [ "$name" = {process} ] && return 0
+    read -r name 2>/dev/null < "$comm" && [ "$name" = {process} ] && return 0
   done
   return 1
 }}
@@ -87,9 +92,15 @@ mod tests {
     /// main process: `exec -a gcs_server sleep N` shows as `gcs_server` in
     /// /proc/<pid>/comm only via its own name, so the fake is a copy of
     /// `sleep` named like Ray's process.
-    fn run(kind: NodeKind, commands: &[&str], dir: &std::path::Path) -> (i32, Duration, String) {
-        let commands: Vec<String> = commands.iter().map(|c| c.to_string()).collect();
-        let script = start_script(kind, &commands);
+    /// A name for the fake Ray process no real Ray on this machine has: the
+    /// script scans every process it can see, and a test runs on the host.
+    fn fake_name(role: &str) -> String {
+        format!("{role}{}", std::process::id() % 100_000)
+    }
+
+    fn run(process: &str, commands: &[&str], dir: &std::path::Path) -> (i32, Duration, String) {
+        let commands: Vec<String> = commands.iter().map(|c| c.replace("RAY", process)).collect();
+        let script = script_watching(process, &commands);
         let start = Instant::now();
         let out = Command::new("bash")
             .arg("-c")
@@ -128,21 +139,29 @@ mod tests {
     }
 
     #[test]
+    fn the_head_watches_gcs_server_and_a_worker_raylet() {
+        assert!(start_script(NodeKind::Head, &[]).contains(r#"[ "$name" = gcs_server ]"#));
+        assert!(start_script(NodeKind::Worker, &[]).contains(r#"[ "$name" = raylet ]"#));
+    }
+
+    #[test]
     fn a_blocking_start_lives_while_ray_does_and_a_dead_ray_ends_it() {
-        let dir = fake_ray("gcs_server");
-        let (code, took, stderr) = run(NodeKind::Head, &["gcs_server 3"], dir.path());
+        let name = fake_name("gcs");
+        let dir = fake_ray(&name);
+        let (code, took, stderr) = run(&name, &["RAY 3"], dir.path());
         assert_eq!(code, 1, "{stderr}");
         assert!(took >= Duration::from_secs(3), "{took:?}");
-        assert!(stderr.contains("gcs_server exited"), "{stderr}");
+        assert!(stderr.contains(&format!("{name} exited")), "{stderr}");
     }
 
     #[test]
     fn a_non_blocking_legacy_start_keeps_the_container_up() {
-        let dir = fake_ray("raylet");
+        let name = fake_name("raylet");
+        let dir = fake_ray(&name);
         // As the legacy examples do: start Ray in the background and return.
         let (code, took, stderr) = run(
-            NodeKind::Worker,
-            &["ray stop", "ulimit -n 65536; (raylet 3 &) &> /dev/null"],
+            &name,
+            &["ray stop", "ulimit -n 65536; (RAY 3 &) &> /dev/null"],
             dir.path(),
         );
         assert_eq!(code, 1, "{stderr}");
@@ -151,20 +170,25 @@ mod tests {
 
     #[test]
     fn ulimit_above_the_hard_limit_takes_the_hard_limit() {
-        let dir = fake_ray("raylet");
+        let name = fake_name("ulimit");
+        let dir = fake_ray(&name);
         let (code, _, stderr) = run(
-            NodeKind::Worker,
-            &["ulimit -Hn 4096; ulimit -n 65536 && [ $(ulimit -n) = 4096 ] && raylet 1"],
+            &name,
+            &["ulimit -n 4096; ulimit -n 65536 && [ $(ulimit -n) = 4096 ] && RAY 3"],
             dir.path(),
         );
         // Ray ran (and ended): the ulimit did not stop the commands.
-        assert!(stderr.contains("raylet exited"), "exit {code}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name} exited")),
+            "exit {code}: {stderr}"
+        );
     }
 
     #[test]
     fn sigterm_stops_at_once() {
-        let dir = fake_ray("gcs_server");
-        let script = start_script(NodeKind::Head, &["gcs_server 5".to_string()]);
+        let name = fake_name("term");
+        let dir = fake_ray(&name);
+        let script = script_watching(&name, &[format!("{name} 5")]);
         let mut child = Command::new("bash")
             .arg("-c")
             .arg(script)

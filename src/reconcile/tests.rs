@@ -335,6 +335,11 @@ fn build_pod_runs_ray_as_the_container_command() {
         "the head lives while its GCS does"
     );
     let worker = build::pod(&c, &c.workers[0], NodeKind::Worker, "demo-cpu-worker-x2");
+    assert_eq!(
+        worker.spec.as_ref().unwrap().restart_policy.as_deref(),
+        Some("Never"),
+        "unset, the restart policy is Never: the operator replaces a failed node's pod"
+    );
     assert!(
         worker.spec.unwrap().containers[0].args.as_ref().unwrap()[0]
             .contains("--address=$RAY_HEAD_IP:6379")
@@ -399,6 +404,7 @@ fn running_needs_the_gcs_to_answer_and_the_minimum_workers_in_ray() {
     let both = joined(&["demo-head-aaaaa", "demo-cpu-worker-0", "demo-cpu-worker-1"]);
     let one = joined(&["demo-head-aaaaa", "demo-cpu-worker-0"]);
     let old_ray = RayHealth { joined: None };
+    let workers_only = joined(&["demo-cpu-worker-0", "demo-cpu-worker-1"]);
     let status = running_status(&c);
     for (ray, phase, reason) in [
         (RayCheck::Off, Phase::Running, None),

@@ -306,6 +306,14 @@ pub fn in_head(namespace: &str, cluster: &str, program: &str) -> Result<String, 
         ],
         program,
     )
+    .map_err(|e| {
+        let logs =
+            try_kubectl(&["logs", "-n", namespace, &head, "--tail=30"], "").unwrap_or_else(|e| e);
+        format!(
+            "{e}\n--- {head} log ---\n{logs}\n{}",
+            describe(namespace, cluster)
+        )
+    })
 }
 
 /// What `ray.nodes()` says inside the head: `(node id, IP, alive, resources)`.
