@@ -1,8 +1,8 @@
 //! Handlebars helpers that behave like the Go template and sprig functions the
 //! chart uses, so `templates/*.yaml` can be written like `charts/ray/templates/*.yaml`:
 //! `include`, `nindent`, `toYaml`, `quote`, `printf`, `print`, `int64`,
-//! `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`, `fail`,
-//! `contains`, `trunc`, `trimSuffix`.
+//! `float64`, `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`,
+//! `float64Values`, `fail`, `contains`, `trunc`, `trimSuffix`.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
@@ -97,6 +97,16 @@ pub fn register(hb: &mut Handlebars<'_>) {
             ))
         }),
         ("int64", |a| Ok(Value::from(int(arg(a, 0))))),
+        ("float64", |a| Ok(float_value(float(arg(a, 0))))),
+        ("float64Values", |a| {
+            // float64Values MAP: MAP with every value `float64`, what the Go
+            // template builds with `dict`, `range` and `set`.
+            let map = arg(a, 0).as_object().into_iter().flatten();
+            Ok(Value::Object(
+                map.map(|(k, v)| (k.clone(), float_value(float(v))))
+                    .collect(),
+            ))
+        }),
         ("default", |a| {
             Ok(if empty(arg(a, 1)) {
                 arg(a, 0)
@@ -187,6 +197,26 @@ fn int(v: &Value) -> i64 {
         Value::Bool(b) => *b as i64,
         _ => 0,
     }
+}
+
+/// sprig's `float64` (spf13/cast): strings parse (else 0, also when out of
+/// range, as Go's `ParseFloat` fails then), bools are 0/1.
+fn float(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap_or(0.0),
+        Value::String(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .unwrap_or(0.0),
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        _ => 0.0,
+    }
+}
+
+/// A float64 as Go holds it: printed as a float (`1`, `0.5`, `1e+06`).
+fn float_value(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
 fn indent(n: i64, s: &str) -> String {
@@ -600,6 +630,17 @@ mod tests {
             assert_eq!(sprint(&number_f64(f)), want, "{f}");
         }
         assert_eq!(sprint(&json!(1000000)), "1000000");
+    }
+
+    #[test]
+    fn numbers_from_strings_like_sprig() {
+        // Expected outputs taken from `helm template` (sprig's float64 and int64).
+        assert_eq!(sprint(&float_value(float(&json!("0.5")))), "0.5");
+        assert_eq!(sprint(&float_value(float(&json!(3)))), "3");
+        assert_eq!(sprint(&float_value(float(&json!(1000000)))), "1e+06");
+        assert_eq!(float(&json!("1e999")), 0.0);
+        assert_eq!(float(&json!("fast")), 0.0);
+        assert_eq!(int(&json!("3")), 3);
     }
 
     #[test]
