@@ -41,6 +41,12 @@ checks stay here so the twins stay alike.)
 {{#if (and Values.operatorOnly Values.clusterOnly)}}
 {{fail "operatorOnly and clusterOnly cannot both be true: that installs nothing"}}
 {{/if}}
+{{!-- The legacy chart ran the Python operator from Ray's image. --}}
+{{#with (imageRepository Values.operatorImage) as |operatorRepo|}}
+{{#if (and (not @root.Values.clusterOnly) (or (eq operatorRepo "rayproject/ray") (hasSuffix "/rayproject/ray" operatorRepo)))}}
+{{fail (printf "operatorImage: %q is Ray's image, not the operator's (a legacy values file?): set operatorImage to rayproject/ray-operator:%s" @root.Values.operatorImage @root.Chart.AppVersion)}}
+{{/if}}
+{{/with}}
 {{#unless (hasKey Values.podTypes Values.headPodType)}}
 {{fail (printf "headPodType: %q is not a key of podTypes" Values.headPodType)}}
 {{/unless}}

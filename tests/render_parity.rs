@@ -204,6 +204,11 @@ fn numbers_from_strings_are_numbers() {
 }
 
 #[test]
+fn legacy_values_file() {
+    assert_case("legacy values");
+}
+
+#[test]
 fn other_namespace_and_release_name() {
     assert_case("namespace");
     assert_case("release name");
@@ -216,6 +221,11 @@ fn include_crds() {
 
 /// Both must fail; render names the problem on stderr and prints nothing.
 fn assert_both_fail(name: &str, args: &[&str], expect: &[&str]) {
+    assert_both_fail_in(name, args, expect, &[]);
+}
+
+/// [`assert_both_fail`], and helm's error says each of `helm_says`.
+fn assert_both_fail_in(name: &str, args: &[&str], expect: &[&str], helm_says: &[&str]) {
     let (helm, render) = both("release-name", args);
     assert!(!helm.status.success(), "{name}: helm accepted it");
     assert!(!render.status.success(), "{name}: render accepted it");
@@ -224,8 +234,14 @@ fn assert_both_fail(name: &str, args: &[&str], expect: &[&str]) {
     for e in expect {
         assert!(
             err.contains(e),
-            "{name}: render's error does not say {e:?}:
-{err}"
+            "{name}: render's error does not say {e:?}:\n{err}"
+        );
+    }
+    let helm_err = String::from_utf8_lossy(&helm.stderr);
+    for e in helm_says {
+        assert!(
+            helm_err.contains(e),
+            "{name}: helm's error does not say {e:?}:\n{helm_err}"
         );
     }
 }
@@ -314,6 +330,37 @@ fn numbers_that_are_not_fail_in_both() {
         &["--set", "podTypes.rayWorkerType.GPU=1.5"],
         &["podTypes.rayWorkerType.GPU"],
     );
+}
+
+#[test]
+fn ray_image_as_operator_image_fails_in_both() {
+    let says = [
+        "operatorImage",
+        "is Ray's image",
+        "set operatorImage to rayproject/ray-operator:0.1.0",
+    ];
+    assert_both_fail_in(
+        "legacy values file",
+        &["-f", "tests/fixtures/legacy-values.yaml"],
+        &says,
+        &says,
+    );
+    for image in [
+        "rayproject/ray",
+        "rayproject/ray:2.47.1",
+        "docker.io/rayproject/ray:nightly",
+        "rayproject/ray@sha256:0123456789abcdef",
+    ] {
+        let set = format!("operatorImage={image}");
+        assert_both_fail_in(image, &["--set", &set], &says, &says);
+    }
+    // Without an operator the image is not used; other images are the user's choice.
+    for set in [
+        "operatorImage=rayproject/ray:nightly,clusterOnly=true",
+        "operatorImage=example.com/rayproject/ray-operator:dev",
+    ] {
+        assert_parity(set, "release-name", &["--set", set]);
+    }
 }
 
 #[test]

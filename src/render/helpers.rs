@@ -2,7 +2,8 @@
 //! chart uses, so `templates/*.yaml` can be written like `charts/ray/templates/*.yaml`:
 //! `include`, `nindent`, `toYaml`, `quote`, `printf`, `print`, `int64`,
 //! `float64`, `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`,
-//! `float64Values`, `fail`, `contains`, `trunc`, `trimSuffix`.
+//! `float64Values`, `imageRepository`, `fail`, `contains`, `trunc`,
+//! `trimSuffix`, `hasSuffix`.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
@@ -107,6 +108,9 @@ pub fn register(hb: &mut Handlebars<'_>) {
                     .collect(),
             ))
         }),
+        ("imageRepository", |a| {
+            Ok(Value::String(image_repository(&sprint(arg(a, 0))).into()))
+        }),
         ("default", |a| {
             Ok(if empty(arg(a, 1)) {
                 arg(a, 0)
@@ -152,6 +156,9 @@ pub fn register(hb: &mut Handlebars<'_>) {
             } else {
                 s
             }))
+        }),
+        ("hasSuffix", |a| {
+            Ok(Value::Bool(sprint(arg(a, 1)).ends_with(&sprint(arg(a, 0)))))
         }),
         ("trimSuffix", |a| {
             let (suffix, s) = (sprint(arg(a, 0)), sprint(arg(a, 1)));
@@ -217,6 +224,17 @@ fn float(v: &Value) -> f64 {
 /// A float64 as Go holds it: printed as a float (`1`, `0.5`, `1e+06`).
 fn float_value(f: f64) -> Value {
     serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// An image reference without its tag and digest, what the Go template
+/// computes with `regexReplaceAll "(:[^/:@]*)?(@.*)?$" IMAGE ""`:
+/// `rayproject/ray:nightly` -> `rayproject/ray`, `host:5000/a/b@sha256:x` -> `host:5000/a/b`.
+pub fn image_repository(image: &str) -> &str {
+    let name = image.split('@').next().unwrap_or_default();
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    }
 }
 
 fn indent(n: i64, s: &str) -> String {
@@ -641,6 +659,27 @@ mod tests {
         assert_eq!(float(&json!("1e999")), 0.0);
         assert_eq!(float(&json!("fast")), 0.0);
         assert_eq!(int(&json!("3")), 3);
+    }
+
+    #[test]
+    fn image_repositories() {
+        let cases = [
+            ("rayproject/ray:nightly", "rayproject/ray"),
+            ("rayproject/ray", "rayproject/ray"),
+            ("rayproject/ray@sha256:abc", "rayproject/ray"),
+            ("rayproject/ray:1.3.0@sha256:abc", "rayproject/ray"),
+            (
+                "docker.io/rayproject/ray:2.47.1",
+                "docker.io/rayproject/ray",
+            ),
+            ("reg:5000/rayproject/ray:nightly", "reg:5000/rayproject/ray"),
+            ("reg:5000/rayproject/ray", "reg:5000/rayproject/ray"),
+            ("rayproject/ray-operator:0.1.0", "rayproject/ray-operator"),
+            ("a:b:c", "a:b"),
+        ];
+        for (image, want) in cases {
+            assert_eq!(image_repository(image), want, "{image}");
+        }
     }
 
     #[test]

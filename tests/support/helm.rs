@@ -195,6 +195,17 @@ pub const CASES: &[Case] = &[
         "release-name",
         &["-f", "tests/fixtures/numbers-as-strings.yaml"],
     ),
+    // A Ray 1.x values file, once operatorImage names the operator (item 6).
+    case(
+        "legacy values",
+        "release-name",
+        &[
+            "-f",
+            "tests/fixtures/legacy-values.yaml",
+            "--set",
+            "operatorImage=rayproject/ray-operator:0.1.0",
+        ],
+    ),
     Case {
         namespace: Some("ml-team"),
         ..case("namespace", "release-name", &[])

@@ -37,6 +37,11 @@ come as a string ("0.5" from --set): the schema checks its form, this its value.
 {{- if and .Values.operatorOnly .Values.clusterOnly }}
 {{- fail "operatorOnly and clusterOnly cannot both be true: that installs nothing" }}
 {{- end }}
+{{- /* The legacy chart ran the Python operator from Ray's image. */}}
+{{- $operatorRepo := regexReplaceAll "(:[^/:@]*)?(@.*)?$" .Values.operatorImage "" }}
+{{- if and (not .Values.clusterOnly) (or (eq $operatorRepo "rayproject/ray") (hasSuffix "/rayproject/ray" $operatorRepo)) }}
+{{- fail (printf "operatorImage: %q is Ray's image, not the operator's (a legacy values file?): set operatorImage to rayproject/ray-operator:%s" .Values.operatorImage .Chart.AppVersion) }}
+{{- end }}
 {{- if not (hasKey .Values.podTypes .Values.headPodType) }}
 {{- fail (printf "headPodType: %q is not a key of podTypes" .Values.headPodType) }}
 {{- end }}
