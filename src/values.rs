@@ -7,10 +7,13 @@
 //! from the schema. What the schema cannot say (headPodType must be a key of
 //! podTypes, minWorkers <= maxWorkers) the templates check with `fail`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, Toleration};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The values of the `ray` Helm chart.
@@ -54,11 +57,11 @@ pub struct Values {
     /// Each autoscaling round may launch up to max(5, upscalingSpeed x running
     /// workers) workers of a pod type.
     #[schemars(extend("exclusiveMinimum" = 0))]
-    pub upscaling_speed: f64,
+    pub upscaling_speed: Decimal,
 
     /// Workers idle this many minutes are removed (never below minWorkers).
-    #[schemars(range(max = 2147483647))]
-    pub idle_timeout_minutes: u32,
+    #[schemars(extend("maximum" = 2147483647))]
+    pub idle_timeout_minutes: Whole,
 
     /// Install only the operator, no RayCluster.
     pub operator_only: bool,
@@ -97,13 +100,13 @@ pub struct Values {
 pub struct PodTypeValues {
     /// The fewest workers of this type (0 for the head's type).
     #[serde(default)]
-    #[schemars(range(max = 2147483647))]
-    pub min_workers: u32,
+    #[schemars(extend("maximum" = 2147483647))]
+    pub min_workers: Whole,
 
     /// The most workers of this type; 0 when unset.
     #[serde(default)]
-    #[schemars(range(max = 2147483647))]
-    pub max_workers: u32,
+    #[schemars(extend("maximum" = 2147483647))]
+    pub max_workers: Whole,
 
     /// CPUs of each pod (request and limit); may be fractional, e.g. 0.5.
     /// `CPU`, when set, is used instead.
@@ -113,8 +116,8 @@ pub struct PodTypeValues {
         deserialize_with = "some",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "f64", extend("exclusiveMinimum" = 0))]
-    pub num_cpu: Option<f64>,
+    #[schemars(with = "Decimal", extend("exclusiveMinimum" = 0))]
+    pub num_cpu: Option<Decimal>,
 
     /// Same as numCPU (the later legacy spelling); wins over numCPU when set.
     #[serde(
@@ -123,8 +126,8 @@ pub struct PodTypeValues {
         deserialize_with = "some",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "f64", extend("exclusiveMinimum" = 0))]
-    pub cpu: Option<f64>,
+    #[schemars(with = "Decimal", extend("exclusiveMinimum" = 0))]
+    pub cpu: Option<Decimal>,
 
     /// GPUs of each pod (limit `nvidia.com/gpu`, set when > 0). `GPU`, when
     /// set, is used instead.
@@ -134,8 +137,8 @@ pub struct PodTypeValues {
         deserialize_with = "some",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "u32")]
-    pub num_gpu: Option<u32>,
+    #[schemars(with = "Whole")]
+    pub num_gpu: Option<Whole>,
 
     /// Same as numGPU (the later legacy spelling); wins over numGPU when set.
     #[serde(
@@ -144,8 +147,8 @@ pub struct PodTypeValues {
         deserialize_with = "some",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(with = "u32")]
-    pub gpu: Option<u32>,
+    #[schemars(with = "Whole")]
+    pub gpu: Option<Whole>,
 
     /// Memory of each pod (request and limit), a Kubernetes quantity like `1Gi`.
     #[schemars(regex(
@@ -156,8 +159,11 @@ pub struct PodTypeValues {
     /// Resources advertised to Ray, overriding what is detected from the pod
     /// (e.g. `{CPU: 0}` on the head keeps tasks off it), and custom resources.
     #[serde(default)]
-    #[schemars(extend("additionalProperties" = {"type": "number", "minimum": 0}))]
-    pub ray_resources: BTreeMap<String, f64>,
+    #[schemars(extend("additionalProperties" = {"anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": DECIMAL_PATTERN, "maxLength": 32}
+    ]}))]
+    pub ray_resources: BTreeMap<String, Decimal>,
 
     /// Labels a node must carry to run pods of this type.
     #[serde(default)]
@@ -226,6 +232,125 @@ pub enum LogFormat {
     Json,
 }
 
+/// A number, or a string that is one, like `"0.5"`: Helm's `--set` infers
+/// only integers and booleans, so `--set numCPU=0.5` gives the chart a string.
+/// The templates make it a number again (`float64`). A string is at most 32
+/// characters with an exponent of at most two digits, so it is always finite.
+/// Numeric bounds (`exclusiveMinimum`) apply to numbers only; for strings the
+/// templates check them with `fail`.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(transparent)]
+pub struct Decimal(pub f64);
+
+/// A whole number, or a string of at most ten digits without leading zeros,
+/// like `"3"` (`--set-string maxWorkers=3`); the templates use `int64`, which
+/// would read a leading zero as octal. `maximum` applies to numbers only; for
+/// strings the templates check it with `fail`.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(transparent)]
+pub struct Whole(pub u64);
+
+/// The pattern of a [`Decimal`] string; [`decimal_string`] matches the same.
+pub const DECIMAL_PATTERN: &str = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,2})?$";
+/// The pattern of a [`Whole`] string; [`whole_string`] matches the same.
+pub const WHOLE_PATTERN: &str = "^(0|[1-9][0-9]{0,9})$";
+
+impl JsonSchema for Decimal {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Decimal".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": DECIMAL_PATTERN, "maxLength": 32}
+            ]
+        })
+    }
+}
+
+impl JsonSchema for Whole {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Whole".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": WHOLE_PATTERN}
+            ]
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Decimal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, or a string that is one like \"0.5\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
+                Ok(Decimal(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Decimal, E> {
+                Ok(Decimal(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
+                Ok(Decimal(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Decimal, E> {
+                match s.parse() {
+                    Ok(v) if decimal_string(s) => Ok(Decimal(v)),
+                    _ => Err(E::invalid_value(Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Whole;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number >= 0, or a string of at most 10 digits without a leading 0, like \"3\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole, E> {
+                Ok(Whole(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole, E> {
+                u64::try_from(v)
+                    .map(Whole)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole, E> {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Whole, E> {
+                match s.parse() {
+                    Ok(v) if whole_string(s) => Ok(Whole(v)),
+                    _ => Err(E::invalid_value(Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Present-but-null is an error (as in the schema); absent is `None`.
 fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
@@ -234,11 +359,12 @@ fn some<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T
 /// The checks the JSON schema makes that serde cannot: ranges and patterns.
 /// Each error names the key, like `podTypes.rayWorkerType.CPU`.
 pub fn check(values: &Values) -> Result<(), String> {
-    if values.upscaling_speed.is_nan() || values.upscaling_speed <= 0.0 {
+    let not_positive = |v: Decimal| v.0.is_nan() || v.0 <= 0.0;
+    if not_positive(values.upscaling_speed) {
         return Err("upscalingSpeed: must be > 0".into());
     }
     // The RayCluster's counts are int32.
-    let too_big = |v: u32| v > i32::MAX as u32;
+    let too_big = |v: Whole| v.0 > i32::MAX as u64;
     if too_big(values.idle_timeout_minutes) {
         return Err("idleTimeoutMinutes: must be <= 2147483647".into());
     }
@@ -261,7 +387,7 @@ pub fn check(values: &Values) -> Result<(), String> {
             return Err(format!("{key}: one of numCPU or CPU is required"));
         }
         for (field, v) in [("numCPU", pt.num_cpu), ("CPU", pt.cpu)] {
-            if v.is_some_and(|v| v.is_nan() || v <= 0.0) {
+            if v.is_some_and(not_positive) {
                 return Err(format!("{key}.{field}: must be > 0"));
             }
         }
@@ -274,9 +400,9 @@ pub fn check(values: &Values) -> Result<(), String> {
         if let Some((r, v)) = pt
             .ray_resources
             .iter()
-            .find(|(_, v)| v.is_nan() || **v < 0.0)
+            .find(|(_, v)| v.0.is_nan() || v.0 < 0.0)
         {
-            return Err(format!("{key}.rayResources.{r}: must be >= 0, not {v}"));
+            return Err(format!("{key}.rayResources.{r}: must be >= 0, not {}", v.0));
         }
     }
     for (i, p) in values.head_service_ports.iter().enumerate() {
@@ -314,6 +440,37 @@ fn valid_pod_type_name(name: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter().all(inner)
+}
+
+/// [`DECIMAL_PATTERN`], at most 32 characters.
+fn decimal_string(s: &str) -> bool {
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let int = digits(s);
+    let mut rest = &s[int..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = digits(frac);
+        if int == 0 && n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    } else if int == 0 {
+        return false;
+    }
+    if let Some(exp) = rest.strip_prefix(['e', 'E']) {
+        let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        let n = digits(exp);
+        if !(1..=2).contains(&n) {
+            return false;
+        }
+        rest = &exp[n..];
+    }
+    rest.is_empty() && s.len() <= 32
+}
+
+/// [`WHOLE_PATTERN`].
+fn whole_string(s: &str) -> bool {
+    let b = s.as_bytes();
+    s == "0" || (!b.is_empty() && b.len() <= 10 && b[0] != b'0' && b.iter().all(u8::is_ascii_digit))
 }
 
 /// `^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$`
@@ -384,6 +541,65 @@ mod tests {
         }
         for bad in ["", "Gi", "1 Gi", "1gi", "-1Gi", "1e", "abc", ".", "1.2.3"] {
             assert!(!valid_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numeric_strings() {
+        for ok in [
+            "0", "0.5", "2.5", "1", "1.", ".5", "1e3", "1E+02", "2.5e-7", "007",
+        ] {
+            assert!(decimal_string(ok), "{ok}");
+        }
+        let long = "1".repeat(33);
+        for bad in [
+            "", ".", "fast", "-1", "+1", "1e", "1e100", "1e-100", "0x1", "1_0", " 1", "inf", "NaN",
+            "1.2.3", &long,
+        ] {
+            assert!(!decimal_string(bad), "{bad}");
+        }
+        for ok in ["0", "3", "2147483648", "9999999999"] {
+            assert!(whole_string(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "03",
+            "00",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "10000000000",
+            " 1",
+            "x",
+        ] {
+            assert!(!whole_string(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_or_strings_that_are_numbers() {
+        let de = |v: serde_json::Value| serde_json::from_value::<PodTypeValues>(v);
+        let pt = de(serde_json::json!({
+            "minWorkers": "1", "maxWorkers": 3, "numCPU": "0.5", "CPU": 2, "GPU": "1",
+            "memory": "1Gi", "rayResources": {"a": "1.5", "b": 0.25}
+        }))
+        .unwrap();
+        assert_eq!((pt.min_workers, pt.max_workers), (Whole(1), Whole(3)));
+        assert_eq!(
+            (pt.num_cpu, pt.cpu),
+            (Some(Decimal(0.5)), Some(Decimal(2.0)))
+        );
+        assert_eq!(pt.gpu, Some(Whole(1)));
+        assert_eq!(pt.ray_resources["a"], Decimal(1.5));
+        for bad in [
+            serde_json::json!({"numCPU": "fast", "memory": "1Gi"}),
+            serde_json::json!({"numCPU": 1, "maxWorkers": "03", "memory": "1Gi"}),
+            serde_json::json!({"numCPU": 1, "maxWorkers": 1.5, "memory": "1Gi"}),
+            serde_json::json!({"numCPU": 1, "maxWorkers": -1, "memory": "1Gi"}),
+            serde_json::json!({"numCPU": 1, "GPU": "1.0", "memory": "1Gi"}),
+        ] {
+            assert!(de(bad.clone()).is_err(), "{bad}");
         }
     }
 

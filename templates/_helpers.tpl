@@ -31,15 +31,44 @@ named after the release, so several releases can coexist.
 {{~/if~}}
 {{/inline}}
 
-{{!-- What the schema cannot check. Every template includes it first. --}}
+{{!--
+What the schema cannot check. Every template includes it first. A number may
+come as a string ("0.5" from --set): the schema checks its form, this its value.
+(render's values::check refuses bad values before the templates run; the
+checks stay here so the twins stay alike.)
+--}}
 {{#*inline "ray.validate"}}
 {{#if (and Values.operatorOnly Values.clusterOnly)}}
 {{fail "operatorOnly and clusterOnly cannot both be true: that installs nothing"}}
 {{/if}}
+{{!-- The legacy chart ran the Python operator from Ray's image. --}}
+{{#with (imageRepository Values.operatorImage) as |operatorRepo|}}
+{{#if (and (not @root.Values.clusterOnly) (or (eq operatorRepo "rayproject/ray") (hasSuffix "/rayproject/ray" operatorRepo)))}}
+{{fail (printf "operatorImage: %q is Ray's image, not the operator's (a legacy values file?): set operatorImage to rayproject/ray-operator:%s" @root.Values.operatorImage @root.Chart.AppVersion)}}
+{{/if}}
+{{/with}}
 {{#unless (hasKey Values.podTypes Values.headPodType)}}
 {{fail (printf "headPodType: %q is not a key of podTypes" Values.headPodType)}}
 {{/unless}}
+{{#if (lte (float64 Values.upscalingSpeed) 0)}}
+{{fail "upscalingSpeed: must be > 0"}}
+{{/if}}
+{{#if (gt (int64 Values.idleTimeoutMinutes) 2147483647)}}
+{{fail "idleTimeoutMinutes: must be <= 2147483647"}}
+{{/if}}
 {{#each Values.podTypes as |pt name|}}
+{{#if (gt (int64 pt.minWorkers) 2147483647)}}
+{{fail (printf "podTypes.%s.minWorkers: must be <= 2147483647" name)}}
+{{/if}}
+{{#if (gt (int64 pt.maxWorkers) 2147483647)}}
+{{fail (printf "podTypes.%s.maxWorkers: must be <= 2147483647" name)}}
+{{/if}}
+{{#if (and (hasKey pt "numCPU") (lte (float64 pt.numCPU) 0))}}
+{{fail (printf "podTypes.%s.numCPU: must be > 0" name)}}
+{{/if}}
+{{#if (and (hasKey pt "CPU") (lte (float64 pt.CPU) 0))}}
+{{fail (printf "podTypes.%s.CPU: must be > 0" name)}}
+{{/if}}
 {{#if (gt (int64 (default 0 pt.minWorkers)) (int64 (default 0 pt.maxWorkers)))}}
 {{fail (printf "podTypes.%s.minWorkers (%d) must be <= podTypes.%s.maxWorkers (%d)" name (int64 pt.minWorkers) name (int64 (default 0 pt.maxWorkers)))}}
 {{/if}}

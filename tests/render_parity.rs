@@ -143,6 +143,72 @@ fn set_string() {
 }
 
 #[test]
+fn numbers_from_set() {
+    assert_case("--set numCPU=0.5");
+    assert_case("--set upscalingSpeed=2.5");
+    assert_case("--set minWorkers=1");
+    assert_case("--set-string maxWorkers=3");
+    assert_case("--set-string rayResources");
+    assert_case("numbers as strings");
+}
+
+/// A number given as a string reaches the RayCluster as a number, in both.
+#[test]
+fn numbers_from_strings_are_numbers() {
+    let args = [
+        "-f",
+        "tests/fixtures/numbers-as-strings.yaml",
+        "--set",
+        "upscalingSpeed=2.5,podTypes.rayWorkerType.numCPU=0.5",
+        "--set-string",
+        "podTypes.rayWorkerType.maxWorkers=3,podTypes.rayWorkerType.rayResources.spot=1.5",
+    ];
+    let (helm, render) = both("release-name", &args);
+    for (who, out) in [("helm", helm), ("render", render)] {
+        assert!(
+            out.status.success(),
+            "{who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let objects = objects(&out.stdout, who);
+        let spec = &objects["RayCluster default/release-name"]["spec"];
+        let number = |v: &Value, want: f64, what: &str| {
+            assert_eq!(
+                v.as_f64(),
+                Some(want),
+                "{who}: {what} is {v}, not the number {want}"
+            );
+        };
+        number(&spec["upscalingSpeed"], 2.5, "upscalingSpeed");
+        number(&spec["idleTimeoutMinutes"], 10.0, "idleTimeoutMinutes");
+        number(&spec["maxWorkers"], 3.0, "maxWorkers");
+        let pod_types = spec["podTypes"].as_array().unwrap();
+        let (head, worker) = (&pod_types[0], &pod_types[1]);
+        assert_eq!(worker["name"], "rayWorkerType");
+        number(&head["rayResources"]["CPU"], 0.0, "head rayResources.CPU");
+        number(&worker["minWorkers"], 1.0, "minWorkers");
+        number(&worker["maxWorkers"], 3.0, "maxWorkers");
+        number(&worker["rayResources"]["spot"], 1.5, "rayResources.spot");
+        number(
+            &worker["rayResources"]["memory"],
+            2.5e9,
+            "rayResources.memory",
+        );
+        let resources = &worker["podConfig"]["spec"]["containers"][0]["resources"];
+        number(&resources["requests"]["cpu"], 0.5, "numCPU");
+        number(&resources["limits"]["cpu"], 0.5, "numCPU");
+        number(&resources["limits"]["nvidia.com/gpu"], 1.0, "GPU");
+        let head_cpu = &head["podConfig"]["spec"]["containers"][0]["resources"]["limits"]["cpu"];
+        number(head_cpu, 1.5, "head CPU");
+    }
+}
+
+#[test]
+fn legacy_values_file() {
+    assert_case("legacy values");
+}
+
+#[test]
 fn other_namespace_and_release_name() {
     assert_case("namespace");
     assert_case("release name");
@@ -155,6 +221,11 @@ fn include_crds() {
 
 /// Both must fail; render names the problem on stderr and prints nothing.
 fn assert_both_fail(name: &str, args: &[&str], expect: &[&str]) {
+    assert_both_fail_in(name, args, expect, &[]);
+}
+
+/// [`assert_both_fail`], and helm's error says each of `helm_says`.
+fn assert_both_fail_in(name: &str, args: &[&str], expect: &[&str], helm_says: &[&str]) {
     let (helm, render) = both("release-name", args);
     assert!(!helm.status.success(), "{name}: helm accepted it");
     assert!(!render.status.success(), "{name}: render accepted it");
@@ -165,6 +236,130 @@ fn assert_both_fail(name: &str, args: &[&str], expect: &[&str]) {
             err.contains(e),
             "{name}: render's error does not say {e:?}:\n{err}"
         );
+    }
+    let helm_err = String::from_utf8_lossy(&helm.stderr);
+    for e in helm_says {
+        assert!(
+            helm_err.contains(e),
+            "{name}: helm's error does not say {e:?}:\n{helm_err}"
+        );
+    }
+}
+
+#[test]
+fn numbers_that_are_not_fail_in_both() {
+    assert_both_fail(
+        "non-numeric upscalingSpeed",
+        &["--set", "upscalingSpeed=fast"],
+        &["upscalingSpeed", "fast"],
+    );
+    assert_both_fail(
+        "zero upscalingSpeed as a string",
+        &["--set-string", "upscalingSpeed=0"],
+        &["upscalingSpeed: must be > 0"],
+    );
+    assert_both_fail(
+        "zero numCPU as a string",
+        &["--set-string", "podTypes.rayWorkerType.numCPU=0.0"],
+        &["podTypes.rayWorkerType.numCPU: must be > 0"],
+    );
+    assert_both_fail(
+        "negative CPU as a string",
+        &["--set", "podTypes.rayWorkerType.CPU=-0.5"],
+        &["podTypes.rayWorkerType.CPU"],
+    );
+    assert_both_fail(
+        "fractional count as a string",
+        &["--set", "podTypes.rayWorkerType.maxWorkers=3.5"],
+        &["podTypes.rayWorkerType.maxWorkers"],
+    );
+    assert_both_fail(
+        // int64 would read it as octal.
+        "count with a leading zero",
+        &["--set-string", "podTypes.rayWorkerType.maxWorkers=010"],
+        &["podTypes.rayWorkerType.maxWorkers"],
+    );
+    assert_both_fail(
+        "count string above the RayCluster's int32",
+        &[
+            "--set-string",
+            "podTypes.rayWorkerType.maxWorkers=3000000000",
+        ],
+        &["podTypes.rayWorkerType.maxWorkers: must be <= 2147483647"],
+    );
+    assert_both_fail(
+        "minWorkers string above int32",
+        &[
+            "--set-string",
+            "podTypes.rayWorkerType.minWorkers=2147483648,podTypes.rayWorkerType.maxWorkers=2147483648",
+        ],
+        &["podTypes.rayWorkerType.minWorkers: must be <= 2147483647"],
+    );
+    assert_both_fail(
+        "idleTimeoutMinutes string above int32",
+        &["--set-string", "idleTimeoutMinutes=2147483648"],
+        &["idleTimeoutMinutes: must be <= 2147483647"],
+    );
+    assert_both_fail(
+        "count string too long to be a number",
+        &[
+            "--set-string",
+            "podTypes.rayWorkerType.maxWorkers=99999999999999999999",
+        ],
+        &["podTypes.rayWorkerType.maxWorkers"],
+    );
+    assert_both_fail(
+        "non-numeric rayResources amount",
+        &[
+            "--set-string",
+            "podTypes.rayWorkerType.rayResources.spot=lots",
+        ],
+        &["podTypes.rayWorkerType.rayResources.spot"],
+    );
+    assert_both_fail(
+        // ParseFloat would overflow to 0.
+        "rayResources amount out of range",
+        &[
+            "--set-string",
+            "podTypes.rayWorkerType.rayResources.spot=1e999",
+        ],
+        &["podTypes.rayWorkerType.rayResources.spot"],
+    );
+    assert_both_fail(
+        "fractional GPU",
+        &["--set", "podTypes.rayWorkerType.GPU=1.5"],
+        &["podTypes.rayWorkerType.GPU"],
+    );
+}
+
+#[test]
+fn ray_image_as_operator_image_fails_in_both() {
+    let says = [
+        "operatorImage",
+        "is Ray's image",
+        "set operatorImage to rayproject/ray-operator:0.1.0",
+    ];
+    assert_both_fail_in(
+        "legacy values file",
+        &["-f", "tests/fixtures/legacy-values.yaml"],
+        &says,
+        &says,
+    );
+    for image in [
+        "rayproject/ray",
+        "rayproject/ray:2.47.1",
+        "docker.io/rayproject/ray:nightly",
+        "rayproject/ray@sha256:0123456789abcdef",
+    ] {
+        let set = format!("operatorImage={image}");
+        assert_both_fail_in(image, &["--set", &set], &says, &says);
+    }
+    // Without an operator the image is not used; other images are the user's choice.
+    for set in [
+        "operatorImage=rayproject/ray:nightly,clusterOnly=true",
+        "operatorImage=example.com/rayproject/ray-operator:dev",
+    ] {
+        assert_parity(set, "release-name", &["--set", set]);
     }
 }
 
@@ -197,7 +392,7 @@ fn bad_values_fail_in_both() {
     );
     assert_both_fail(
         "non-numeric GPU",
-        &["--set-string", "podTypes.rayWorkerType.GPU=1"],
+        &["--set-string", "podTypes.rayWorkerType.GPU=one"],
         &["podTypes.rayWorkerType.GPU"],
     );
     assert_both_fail(

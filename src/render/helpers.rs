@@ -1,8 +1,9 @@
 //! Handlebars helpers that behave like the Go template and sprig functions the
 //! chart uses, so `templates/*.yaml` can be written like `charts/ray/templates/*.yaml`:
 //! `include`, `nindent`, `toYaml`, `quote`, `printf`, `print`, `int64`,
-//! `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`, `fail`,
-//! `contains`, `trunc`, `trimSuffix`.
+//! `float64`, `default`, `ternary`, `hasKey`, `kebabcase`, `sumOf`,
+//! `float64Values`, `imageRepository`, `fail`, `contains`, `trunc`,
+//! `trimSuffix`, `hasSuffix`.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
@@ -97,6 +98,19 @@ pub fn register(hb: &mut Handlebars<'_>) {
             ))
         }),
         ("int64", |a| Ok(Value::from(int(arg(a, 0))))),
+        ("float64", |a| Ok(float_value(float(arg(a, 0))))),
+        ("float64Values", |a| {
+            // float64Values MAP: MAP with every value `float64`, what the Go
+            // template builds with `dict`, `range` and `set`.
+            let map = arg(a, 0).as_object().into_iter().flatten();
+            Ok(Value::Object(
+                map.map(|(k, v)| (k.clone(), float_value(float(v))))
+                    .collect(),
+            ))
+        }),
+        ("imageRepository", |a| {
+            Ok(Value::String(image_repository(&sprint(arg(a, 0))).into()))
+        }),
         ("default", |a| {
             Ok(if empty(arg(a, 1)) {
                 arg(a, 0)
@@ -143,6 +157,9 @@ pub fn register(hb: &mut Handlebars<'_>) {
                 s
             }))
         }),
+        ("hasSuffix", |a| {
+            Ok(Value::Bool(sprint(arg(a, 1)).ends_with(&sprint(arg(a, 0)))))
+        }),
         ("trimSuffix", |a| {
             let (suffix, s) = (sprint(arg(a, 0)), sprint(arg(a, 1)));
             Ok(Value::String(
@@ -186,6 +203,37 @@ fn int(v: &Value) -> i64 {
         Value::String(s) => s.trim().parse::<i64>().unwrap_or(0),
         Value::Bool(b) => *b as i64,
         _ => 0,
+    }
+}
+
+/// sprig's `float64` (spf13/cast): strings parse (else 0, also when out of
+/// range, as Go's `ParseFloat` fails then), bools are 0/1.
+fn float(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap_or(0.0),
+        Value::String(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .unwrap_or(0.0),
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        _ => 0.0,
+    }
+}
+
+/// A float64 as Go holds it: printed as a float (`1`, `0.5`, `1e+06`).
+fn float_value(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// An image reference without its tag and digest, what the Go template
+/// computes with `regexReplaceAll "(:[^/:@]*)?(@.*)?$" IMAGE ""`:
+/// `rayproject/ray:nightly` -> `rayproject/ray`, `host:5000/a/b@sha256:x` -> `host:5000/a/b`.
+pub fn image_repository(image: &str) -> &str {
+    let name = image.split('@').next().unwrap_or_default();
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
     }
 }
 
@@ -600,6 +648,38 @@ mod tests {
             assert_eq!(sprint(&number_f64(f)), want, "{f}");
         }
         assert_eq!(sprint(&json!(1000000)), "1000000");
+    }
+
+    #[test]
+    fn numbers_from_strings_like_sprig() {
+        // Expected outputs taken from `helm template` (sprig's float64 and int64).
+        assert_eq!(sprint(&float_value(float(&json!("0.5")))), "0.5");
+        assert_eq!(sprint(&float_value(float(&json!(3)))), "3");
+        assert_eq!(sprint(&float_value(float(&json!(1000000)))), "1e+06");
+        assert_eq!(float(&json!("1e999")), 0.0);
+        assert_eq!(float(&json!("fast")), 0.0);
+        assert_eq!(int(&json!("3")), 3);
+    }
+
+    #[test]
+    fn image_repositories() {
+        let cases = [
+            ("rayproject/ray:nightly", "rayproject/ray"),
+            ("rayproject/ray", "rayproject/ray"),
+            ("rayproject/ray@sha256:abc", "rayproject/ray"),
+            ("rayproject/ray:1.3.0@sha256:abc", "rayproject/ray"),
+            (
+                "docker.io/rayproject/ray:2.47.1",
+                "docker.io/rayproject/ray",
+            ),
+            ("reg:5000/rayproject/ray:nightly", "reg:5000/rayproject/ray"),
+            ("reg:5000/rayproject/ray", "reg:5000/rayproject/ray"),
+            ("rayproject/ray-operator:0.1.0", "rayproject/ray-operator"),
+            ("a:b:c", "a:b"),
+        ];
+        for (image, want) in cases {
+            assert_eq!(image_repository(image), want, "{image}");
+        }
     }
 
     #[test]

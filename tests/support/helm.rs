@@ -158,6 +158,54 @@ pub const CASES: &[Case] = &[
             "podTypes.rayWorkerType.nodeSelector.other=01,logLevel=debug",
         ],
     ),
+    // Helm's --set infers only integers and booleans: 0.5 and 2.5 arrive as
+    // strings, which the chart takes for numbers (issue 11, item 5).
+    case(
+        "--set numCPU=0.5",
+        "release-name",
+        &["--set", "podTypes.rayWorkerType.numCPU=0.5"],
+    ),
+    case(
+        "--set upscalingSpeed=2.5",
+        "release-name",
+        &["--set", "upscalingSpeed=2.5"],
+    ),
+    case(
+        "--set minWorkers=1",
+        "release-name",
+        &["--set", "podTypes.rayWorkerType.minWorkers=1"],
+    ),
+    case(
+        "--set-string maxWorkers=3",
+        "release-name",
+        &["--set-string", "podTypes.rayWorkerType.maxWorkers=3"],
+    ),
+    case(
+        "--set-string rayResources",
+        "release-name",
+        &[
+            "--set-string",
+            "podTypes.rayWorkerType.rayResources.spot=1.5,podTypes.rayHeadType.rayResources.CPU=0",
+            "--set-string",
+            "podTypes.rayWorkerType.GPU=1,idleTimeoutMinutes=10",
+        ],
+    ),
+    case(
+        "numbers as strings",
+        "release-name",
+        &["-f", "tests/fixtures/numbers-as-strings.yaml"],
+    ),
+    // A Ray 1.x values file, once operatorImage names the operator (item 6).
+    case(
+        "legacy values",
+        "release-name",
+        &[
+            "-f",
+            "tests/fixtures/legacy-values.yaml",
+            "--set",
+            "operatorImage=rayproject/ray-operator:0.1.0",
+        ],
+    ),
     Case {
         namespace: Some("ml-team"),
         ..case("namespace", "release-name", &[])

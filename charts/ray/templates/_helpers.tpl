@@ -29,15 +29,41 @@ named after the release, so several releases can coexist.
 {{- end }}
 {{- end }}
 
-{{/* What the schema cannot check. Every template includes it first. */}}
+{{/*
+What the schema cannot check. Every template includes it first. A number may
+come as a string ("0.5" from --set): the schema checks its form, this its value.
+*/}}
 {{- define "ray.validate" -}}
 {{- if and .Values.operatorOnly .Values.clusterOnly }}
 {{- fail "operatorOnly and clusterOnly cannot both be true: that installs nothing" }}
 {{- end }}
+{{- /* The legacy chart ran the Python operator from Ray's image. */}}
+{{- $operatorRepo := regexReplaceAll "(:[^/:@]*)?(@.*)?$" .Values.operatorImage "" }}
+{{- if and (not .Values.clusterOnly) (or (eq $operatorRepo "rayproject/ray") (hasSuffix "/rayproject/ray" $operatorRepo)) }}
+{{- fail (printf "operatorImage: %q is Ray's image, not the operator's (a legacy values file?): set operatorImage to rayproject/ray-operator:%s" .Values.operatorImage .Chart.AppVersion) }}
+{{- end }}
 {{- if not (hasKey .Values.podTypes .Values.headPodType) }}
 {{- fail (printf "headPodType: %q is not a key of podTypes" .Values.headPodType) }}
 {{- end }}
+{{- if le (float64 .Values.upscalingSpeed) 0.0 }}
+{{- fail "upscalingSpeed: must be > 0" }}
+{{- end }}
+{{- if gt (int64 .Values.idleTimeoutMinutes) 2147483647 }}
+{{- fail "idleTimeoutMinutes: must be <= 2147483647" }}
+{{- end }}
 {{- range $name, $pt := .Values.podTypes }}
+{{- if gt (int64 $pt.minWorkers) 2147483647 }}
+{{- fail (printf "podTypes.%s.minWorkers: must be <= 2147483647" $name) }}
+{{- end }}
+{{- if gt (int64 $pt.maxWorkers) 2147483647 }}
+{{- fail (printf "podTypes.%s.maxWorkers: must be <= 2147483647" $name) }}
+{{- end }}
+{{- if and (hasKey $pt "numCPU") (le (float64 $pt.numCPU) 0.0) }}
+{{- fail (printf "podTypes.%s.numCPU: must be > 0" $name) }}
+{{- end }}
+{{- if and (hasKey $pt "CPU") (le (float64 $pt.CPU) 0.0) }}
+{{- fail (printf "podTypes.%s.CPU: must be > 0" $name) }}
+{{- end }}
 {{- if gt (int64 ($pt.minWorkers | default 0)) (int64 ($pt.maxWorkers | default 0)) }}
 {{- fail (printf "podTypes.%s.minWorkers (%d) must be <= podTypes.%s.maxWorkers (%d)" $name (int64 $pt.minWorkers) $name (int64 ($pt.maxWorkers | default 0))) }}
 {{- end }}
