@@ -414,6 +414,11 @@ fn running_needs_the_gcs_to_answer_and_the_minimum_workers_in_ray() {
             Phase::Updating,
             Some("WorkersNotJoined"),
         ),
+        (
+            RayCheck::Up(&workers_only),
+            Phase::Updating,
+            Some("HeadNotJoined"),
+        ),
         (RayCheck::Up(&both), Phase::Running, Some("RayRunning")),
         (RayCheck::Up(&old_ray), Phase::Running, Some("GcsAnswers")),
     ] {
