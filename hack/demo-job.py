@@ -1,10 +1,11 @@
 # The demo's Ray job, run inside the head pod (`kubectl exec ... python -`):
-# what ray.nodes() says, then 8 tasks of a whole CPU each, which the head
-# (rayResources aside, it offers a CPU too) and the workers share.
+# what ray.nodes() says, then 8 tasks of a whole CPU each, pinned in turn to
+# the worker nodes (the head offers a CPU too, and would take them all).
 import collections
 import socket
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 ray.init(address="auto", logging_level="ERROR")
 print("ray.nodes() inside the head:")
@@ -24,7 +25,15 @@ def square(x):
     return socket.gethostname(), x * x
 
 
-results = ray.get([square.remote(i) for i in range(8)], timeout=300)
+head = ray.get_runtime_context().get_node_id()
+workers = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["NodeID"] != head]
+refs = [
+    square.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(workers[i % len(workers)], soft=False)
+    ).remote(i)
+    for i in range(8)
+]
+results = ray.get(refs, timeout=300)
 print("8 tasks: sum of squares =", sum(r[1] for r in results))
 for host, count in sorted(collections.Counter(r[0] for r in results).items()):
     print(f"  {count} task(s) ran on pod {host}")
