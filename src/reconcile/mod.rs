@@ -81,7 +81,13 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     }
     if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
         tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by the namespaced operator {holder}");
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        // An unread claim is looked up again soon; a held one is long-lived.
+        let again = if holder == crate::scope::UNKNOWN_HOLDER {
+            5
+        } else {
+            60
+        };
+        return Ok(Action::requeue(Duration::from_secs(again)));
     }
     let previous = ctx.expectations.status(&key, cluster.status.as_ref());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
