@@ -75,6 +75,52 @@ impl Context {
             .await
             .expect("the write semaphore is never closed")
     }
+
+    /// Forgets what the operator keeps of a cluster (by key, its UID): it is
+    /// gone, and one re-created under its name must start afresh.
+    pub fn forget_cluster(&self, key: &str) {
+        self.expectations.forget(key);
+        self.board.forget(key);
+        self.autoscalers.stop(key);
+    }
+
+    /// Forgets every cluster the cache no longer holds (after a re-list,
+    /// which may hide deletions the watch missed).
+    fn forget_all_but_cached(&self) {
+        let live: std::collections::HashSet<String> = self
+            .clusters
+            .state()
+            .iter()
+            .map(|c| reconcile::cluster_key(c))
+            .collect();
+        let keep = |key: &str| live.contains(key);
+        self.expectations.retain(keep);
+        self.board.retain(keep);
+        self.autoscalers.retain(keep);
+    }
+
+    /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
+    fn tracked(&self) -> [(&'static str, usize); 4] {
+        let (pending, statuses) = self.expectations.tracked();
+        [
+            ("expectations", pending),
+            ("statuses", statuses),
+            ("autoscalers", self.autoscalers.tracked()),
+            ("board", self.board.tracked()),
+        ]
+    }
+
+    /// Reacts to the RayCluster watch: the controller never reconciles a
+    /// deleted cluster (it has no finalizer), so its state is dropped here.
+    fn watched(&self, event: &Result<watcher::Event<RayCluster>, watcher::Error>) {
+        match event {
+            Ok(watcher::Event::Delete(cluster)) => {
+                self.forget_cluster(&reconcile::cluster_key(cluster));
+            }
+            Ok(watcher::Event::InitDone) => self.forget_all_but_cached(),
+            _ => {}
+        }
+    }
 }
 
 impl crate::http::Health for Context {
@@ -83,8 +129,11 @@ impl crate::http::Health for Context {
     }
 
     fn metrics(&self) -> String {
-        self.metrics
-            .render(self.clusters.state().len(), self.pods.state().len())
+        self.metrics.render(
+            self.clusters.state().len(),
+            self.pods.state().len(),
+            &self.tracked(),
+        )
     }
 }
 
@@ -175,6 +224,7 @@ pub async fn run(
     }
 
     let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);
+    let watch_ctx = ctx.clone();
     let cluster_stream = watcher(
         api_in::<RayCluster>(&client, namespace),
         watcher::Config::default(),
@@ -187,6 +237,7 @@ pub async fn run(
         c.metadata.labels = None;
     })
     .reflect(cluster_writer)
+    .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
     let pod_stream = watcher(api_in::<CachedPod>(&client, namespace), selector.clone())
         .default_backoff()

@@ -51,8 +51,9 @@ impl Metrics {
         self.pods_deleted.fetch_add(n, Relaxed);
     }
 
-    /// The metrics in Prometheus' text format; the gauges are passed in.
-    pub fn render(&self, clusters: usize, pods: usize) -> String {
+    /// The metrics in Prometheus' text format; the gauges are passed in
+    /// (`tracked`: clusters per per-cluster map, by map name).
+    pub fn render(&self, clusters: usize, pods: usize, tracked: &[(&str, usize)]) -> String {
         let mut out = String::new();
         let count = self.reconciles.load(Relaxed);
         let _ = writeln!(
@@ -112,6 +113,13 @@ impl Metrics {
             out,
             "# HELP ray_operator_managed_pods Ray pods in the operator's cache.\n# TYPE ray_operator_managed_pods gauge\nray_operator_managed_pods {pods}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_tracked_clusters Clusters each per-cluster map of the operator holds.\n# TYPE ray_operator_tracked_clusters gauge"
+        );
+        for (map, n) in tracked {
+            let _ = writeln!(out, "ray_operator_tracked_clusters{{map=\"{map}\"}} {n}");
+        }
         out
     }
 }

@@ -538,3 +538,69 @@ async fn health_readiness_and_metrics_are_served() {
     }
     assert!(metrics.contains("ray_operator_reconcile_duration_seconds_count"));
 }
+
+/// The `ray_operator_tracked_clusters` gauges in a /metrics body, by map.
+fn tracked_clusters(metrics: &str) -> Vec<(String, u64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("ray_operator_tracked_clusters{map=\""))
+        .filter_map(|l| {
+            let (map, n) = l.split_once("\"} ")?;
+            Some((map.to_string(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_re_created_under_its_name_starts_afresh() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("recreate").await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let port_arg = port.to_string();
+    let _operator = Operator::start("op", &ns.name, true, &["--health-port", &port_arg]).await;
+    create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    running(&client, &ns.name, "c", 1).await;
+    let (_, metrics) = http_get(port, "/metrics").await.unwrap();
+    let tracked = tracked_clusters(&metrics);
+    assert_eq!(tracked.len(), 4, "one gauge per map in\n{metrics}");
+
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
+    api.delete("c", &DeleteParams::default()).await.unwrap();
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    eventually("the cluster and all its pods gone", WAIT, async || {
+        let gone = api.get_opt("c").await.unwrap().is_none()
+            && pod_api
+                .list(&ListParams::default().labels("ray-cluster-name=c"))
+                .await
+                .unwrap()
+                .items
+                .is_empty();
+        gone.then_some(())
+    })
+    .await;
+    eventually("every tracked_clusters gauge back at 0", WAIT, async || {
+        let (_, metrics) = http_get(port, "/metrics").await?;
+        let tracked = tracked_clusters(&metrics);
+        (tracked.len() == 4 && tracked.iter().all(|(_, n)| *n == 0)).then_some(())
+    })
+    .await;
+
+    create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    let mut phases = BTreeSet::new();
+    eventually("the re-created cluster Running", WAIT, async || {
+        let s = status(&client, &ns.name, "c").await;
+        phases.extend(s.phase.map(Phase::as_str));
+        (s.phase == Some(Phase::Running) && s.ready_workers == 1).then_some(())
+    })
+    .await;
+    let s = status(&client, &ns.name, "c").await;
+    assert_eq!(s.autoscaler_retries, 0, "no restart counted: {s:?}");
+    assert!(
+        !phases.contains("AutoscalingExceptionRecovery"),
+        "passed through {phases:?}"
+    );
+    assert!(events(&client, &ns.name, "Restarting").await.is_empty());
+}

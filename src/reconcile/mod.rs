@@ -48,13 +48,17 @@ impl Error {
     }
 }
 
-/// `namespace/name`, the key of a cluster in the operator's own maps.
+/// The key of a cluster in the operator's own maps: its UID, so a cluster
+/// re-created under the same name starts afresh (`namespace/name` only for
+/// an object without one, which the API server never serves).
 pub fn cluster_key(cluster: &RayCluster) -> String {
-    format!(
-        "{}/{}",
-        cluster.namespace().unwrap_or_default(),
-        cluster.name_any()
-    )
+    cluster.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            cluster.namespace().unwrap_or_default(),
+            cluster.name_any()
+        )
+    })
 }
 
 /// The pods of a cluster in the operator's cache.
@@ -74,9 +78,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     let key = cluster_key(&cluster);
     if cluster.meta().deletion_timestamp.is_some() {
         // Kubernetes' garbage collector removes the pods and the Service.
-        ctx.expectations.forget(&key);
-        ctx.board.forget(&key);
-        ctx.autoscalers.stop(&key);
+        ctx.forget_cluster(&key);
         return Ok(Action::await_change());
     }
     if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
@@ -158,7 +160,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         .await;
     }
     if plan.head_ready {
-        ctx.autoscalers.ensure(&key, &ctx);
+        ctx.autoscalers.ensure(&cluster, &ctx);
     }
     let generation = cluster.meta().generation;
     let mut next = status::from_plan(&previous, &plan, generation, now.clone());
