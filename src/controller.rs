@@ -21,7 +21,7 @@ use crate::events::Recorder;
 use crate::labels;
 use crate::lease;
 use crate::metrics::Metrics;
-use crate::reconcile::{self, Error, expectations::Expectations};
+use crate::reconcile::{self, Error, backoff::Backoffs, expectations::Expectations};
 use crate::scaling::Board;
 use crate::scope::Scope;
 
@@ -59,6 +59,8 @@ pub struct Context {
     /// Bounds the writes in flight over all reconciles (see `write_permit`).
     writes: tokio::sync::Semaphore,
     pub expectations: Expectations,
+    /// Per cluster: transient failures in a row, and what the API server rejected.
+    pub backoffs: Backoffs,
     pub metrics: Metrics,
     pub scope: Scope,
     pub board: Board,
@@ -80,6 +82,7 @@ impl Context {
     /// gone, and one re-created under its name must start afresh.
     pub fn forget_cluster(&self, key: &str) {
         self.expectations.forget(key);
+        self.backoffs.forget(key);
         self.board.forget(key);
         self.autoscalers.stop(key);
     }
@@ -95,16 +98,20 @@ impl Context {
             .collect();
         let keep = |key: &str| live.contains(key);
         self.expectations.retain(keep);
+        self.backoffs.retain(keep);
         self.board.retain(keep);
         self.autoscalers.retain(keep);
     }
 
     /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
-    fn tracked(&self) -> [(&'static str, usize); 4] {
+    fn tracked(&self) -> [(&'static str, usize); 6] {
         let (pending, statuses) = self.expectations.tracked();
+        let (retrying, rejected) = self.backoffs.tracked();
         [
             ("expectations", pending),
             ("statuses", statuses),
+            ("retries", retrying),
+            ("rejections", rejected),
             ("autoscalers", self.autoscalers.tracked()),
             ("board", self.board.tracked()),
         ]
@@ -186,6 +193,7 @@ pub async fn run(
         clusters: clusters.clone(),
         writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
         expectations: Expectations::default(),
+        backoffs: Backoffs::default(),
         metrics: Metrics::default(),
         scope,
         board,
@@ -327,13 +335,26 @@ async fn terminate_signal() {
 
 async fn timed_reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
+    let key = reconcile::cluster_key(&cluster);
     let result = reconcile::reconcile(cluster, ctx.clone()).await;
     ctx.metrics.reconciled(start.elapsed());
+    if result.is_ok() {
+        ctx.backoffs.succeeded(&key);
+    }
     result
 }
 
+/// A failed reconcile is retried after a backoff of its own cluster's:
+/// from 1 s, doubling, to 5 minutes for transient failures; 5 minutes (or
+/// a spec change) for an object the API server rejected.
 fn error_policy(cluster: Arc<RayCluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(error.metric_label());
-    tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(5))
+    ctx.metrics.failed(error.stage(), error.reason());
+    let wait = match error.class() {
+        reconcile::error::Class::Rejected => reconcile::error::REJECTED_BACKOFF,
+        reconcile::error::Class::Transient => {
+            ctx.backoffs.failed(&reconcile::cluster_key(&cluster))
+        }
+    };
+    tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), stage = error.stage(), reason = error.reason(), "reconcile failed (retrying in {wait:?}): {error}");
+    Action::requeue(wait)
 }

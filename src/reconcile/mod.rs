@@ -4,7 +4,9 @@
 //! `apply` and this module's `reconcile` talk to the API server.
 
 pub mod apply;
+pub mod backoff;
 pub mod build;
+pub mod error;
 pub mod expectations;
 pub mod plan;
 pub mod start_script;
@@ -29,24 +31,8 @@ use crate::controller::Context;
 use crate::labels::{self, FIELD_MANAGER};
 use plan::{ObservedPod, PlanInput, RayCheck};
 
-/// Why a reconcile failed; each variant names the stage and the object.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("applying {object}: {source}")]
-    Apply { object: String, source: kube::Error },
-    #[error("writing status: {0}")]
-    Status(#[source] kube::Error),
-}
-
-impl Error {
-    /// A short label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Apply { .. } => "apply",
-            Error::Status(_) => "status",
-        }
-    }
-}
+use backoff::{Rejection, Target};
+pub use error::Error;
 
 /// The key of a cluster in the operator's own maps: its UID, so a cluster
 /// re-created under the same name starts afresh (`namespace/name` only for
@@ -116,7 +102,18 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         Some(health) => RayCheck::Up(health),
         None => RayCheck::Down,
     };
+    // What the API server rejected for this spec is not sent again.
+    let generation = cluster.meta().generation;
+    let mut rejection = ctx.backoffs.rejection(&key, generation);
+    let held = match &rejection {
+        Some(Rejection {
+            target: Target::PodType(pod_type),
+            ..
+        }) => Some(pod_type.clone()),
+        _ => None,
+    };
     let input = PlanInput {
+        held: held.as_deref(),
         cluster: &validated,
         pods: &pods,
         previous: &previous,
@@ -124,9 +121,22 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         unreachable_head: view.as_ref().and_then(|v| v.unreachable_head.as_deref()),
         ray,
     };
-    let plan = plan::plan(&input, &mut labels::random_suffix);
+    let mut plan = plan::plan(&input, &mut labels::random_suffix);
 
-    apply::head_service(&ctx, &validated).await?;
+    if let Some(held) = input.held {
+        // A head of a rejected pod type is not sent again either.
+        plan.create.retain(|p| p.pod_type != held);
+    }
+    if rejection
+        .as_ref()
+        .is_none_or(|r| r.target != Target::Service)
+        && let Err(error) = apply::head_service(&ctx, &validated).await
+    {
+        match rejected(&ctx, &key, generation, &error, Target::Service) {
+            Some(r) => rejection = Some(r),
+            None => return Err(error),
+        }
+    }
     apply::delete_pods(&ctx, &namespace, &plan.delete).await?;
     ctx.expectations
         .deleted(&key, plan.delete.iter().map(|p| p.name.clone()));
@@ -142,7 +152,16 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     ctx.metrics.pods_deleted(plan.delete.len() as u64);
     ctx.expectations.created(&key, created);
     if let Some(error) = first_error {
-        return Err(error);
+        let (target, pod) = match &error {
+            Error::CreatePod { pod_type, name, .. } => (Target::PodType(pod_type.clone()), name),
+            _ => return Err(error),
+        };
+        // The pods were not created: no note says they were.
+        plan.notes.retain(|n| !n.message.contains(pod.as_str()));
+        match rejected(&ctx, &key, generation, &error, target) {
+            Some(r) => rejection = Some(r),
+            None => return Err(error),
+        }
     }
     for note in &plan.notes {
         if note.warning {
@@ -162,8 +181,24 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     if plan.head_ready {
         ctx.autoscalers.ensure(&cluster, &ctx);
     }
-    let generation = cluster.meta().generation;
     let mut next = status::from_plan(&previous, &plan, generation, now.clone());
+    if let Some(rejection) = &rejection {
+        status::rejected(&mut next, &rejection.message, generation, &now);
+        let reported = previous.conditions.iter().any(|c| {
+            c.type_ == "Valid" && c.reason == status::REJECTED && c.message == rejection.message
+        });
+        if !reported {
+            tracing::warn!(cluster = %name, namespace = %namespace, "{}", rejection.message);
+            publish(
+                &ctx,
+                &cluster,
+                status::REJECTED,
+                rejection.message.clone(),
+                true,
+            )
+            .await;
+        }
+    }
     for (type_, value, reason, message, warning) in
         side_conditions(&validated, view.as_ref(), settings)
     {
@@ -191,9 +226,33 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     let phase = next.phase;
     write_status(&ctx, &cluster, &key, &previous, next).await?;
     Ok(match phase {
+        _ if rejection.is_some() => Action::requeue(error::REJECTED_BACKOFF),
         Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
         _ => Action::requeue(Duration::from_secs(10)),
     })
+}
+
+/// Records that the API server rejected `target` for this generation of the
+/// spec; `None` when `error` is no rejection (it is to be retried).
+fn rejected(
+    ctx: &Context,
+    key: &str,
+    generation: Option<i64>,
+    error: &Error,
+    target: Target,
+) -> Option<Rejection> {
+    if error.class() != error::Class::Rejected {
+        return None;
+    }
+    ctx.metrics.failed(error.stage(), error.reason());
+    let rejection = Rejection {
+        generation,
+        at: std::time::Instant::now(),
+        target,
+        message: error.rejection_message(),
+    };
+    ctx.backoffs.rejected(key, rejection.clone());
+    Some(rejection)
 }
 
 /// Conditions beside the plan's, and whether a change to them is worth a
@@ -269,7 +328,7 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(Error::Status)?;
+    .map_err(|source| Error::Status { source })?;
     ctx.expectations.wrote_status(key, next);
     Ok(())
 }

@@ -109,6 +109,24 @@ pub fn from_spec_error(
     status
 }
 
+/// The `Valid` reason of a cluster one of whose objects the API server rejected.
+pub const REJECTED: &str = "RejectedByApiServer";
+
+/// Marks a status whose cluster has an object the API server rejected as
+/// invalid: `Error`, with the API server's word in the `Valid` condition.
+pub fn rejected(status: &mut RayClusterStatus, message: &str, generation: Option<i64>, now: &Time) {
+    status.phase = Some(Phase::Error);
+    set_condition(
+        &mut status.conditions,
+        "Valid",
+        "False",
+        REJECTED,
+        message,
+        generation,
+        now,
+    );
+}
+
 /// Sets a condition, keeping its transition time while its value stays the same.
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
