@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
-use crate::api::{AutoscalerStatus, RayCluster};
+use crate::api::{AutoscalerStatus, ClusterObject, RayCluster};
 use crate::autoscaler::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus};
 use crate::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
 use crate::autoscaler::resources::format_bundle;
@@ -68,7 +69,8 @@ impl Autoscalers {
         if tasks.get(&key).is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let reference = ObjectRef::from_obj(cluster);
+        let reference =
+            ObjectRef::new(&cluster.name_any()).within(&cluster.namespace().unwrap_or_default());
         let handle = tokio::spawn(run_cluster(key.clone(), reference, ctx.clone()));
         tasks.insert(key, handle.abort_handle());
     }
@@ -100,7 +102,7 @@ impl Autoscalers {
 /// What one task remembers between rounds.
 struct Round {
     key: String,
-    reference: ObjectRef<RayCluster>,
+    reference: ObjectRef<ClusterObject>,
     namespace: String,
     name: String,
     client: Option<(String, Arc<GcsClient>)>,
@@ -113,7 +115,7 @@ struct Round {
     report_version: i64,
 }
 
-async fn run_cluster(key: String, reference: ObjectRef<RayCluster>, ctx: Arc<Context>) {
+async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Context>) {
     let namespace = reference.namespace.clone().unwrap_or_default();
     let name = reference.name.clone();
     let mut round = Round {
@@ -133,16 +135,19 @@ async fn run_cluster(key: String, reference: ObjectRef<RayCluster>, ctx: Arc<Con
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let Some(cluster) = ctx.clusters.get(&round.reference) else {
+        let Some(object) = ctx.clusters.get(&round.reference) else {
+            break;
+        };
+        let Some(cluster) = object.cluster() else {
             break;
         };
         // Gone, going, or re-created under the same name (a new task serves that one).
-        if cluster.metadata.deletion_timestamp.is_some() || cluster_key(&cluster) != round.key {
+        if cluster.metadata.deletion_timestamp.is_some() || cluster_key(cluster) != round.key {
             break;
         }
         // Boxed: the round's future (tonic calls included) is large and only
         // lives during the round, not in every idle task between rounds.
-        match Box::pin(round.step(&ctx, &cluster)).await {
+        match Box::pin(round.step(&ctx, cluster)).await {
             // Said once per change, so a head that stays down does not flood the log.
             Err(message) if round.last_error.as_ref() != Some(&message) => {
                 tracing::info!(cluster = %round.name, namespace = %round.namespace, "autoscaler waits: {message}");

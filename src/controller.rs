@@ -15,7 +15,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::api::RayCluster;
+use crate::api::ClusterObject;
 use crate::cached_pod::CachedPod;
 use crate::events::Recorder;
 use crate::labels;
@@ -55,7 +55,8 @@ pub struct Context {
     pub pods: Store<CachedPod>,
     /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
     pub services: Store<PartialObjectMeta<Service>>,
-    pub clusters: Store<RayCluster>,
+    /// Every RayCluster object, parsed or not (see [`ClusterObject`]).
+    pub clusters: Store<ClusterObject>,
     /// Bounds the writes in flight over all reconciles (see `write_permit`).
     writes: tokio::sync::Semaphore,
     pub expectations: Expectations,
@@ -94,7 +95,7 @@ impl Context {
             .clusters
             .state()
             .iter()
-            .map(|c| reconcile::cluster_key(c))
+            .map(|c| reconcile::cluster_key(c.as_ref()))
             .collect();
         let keep = |key: &str| live.contains(key);
         self.expectations.retain(keep);
@@ -119,7 +120,7 @@ impl Context {
 
     /// Reacts to the RayCluster watch: the controller never reconciles a
     /// deleted cluster (it has no finalizer), so its state is dropped here.
-    fn watched(&self, event: &Result<watcher::Event<RayCluster>, watcher::Error>) {
+    fn watched(&self, event: &Result<watcher::Event<ClusterObject>, watcher::Error>) {
         match event {
             Ok(watcher::Event::Delete(cluster)) => {
                 self.forget_cluster(&reconcile::cluster_key(cluster));
@@ -234,15 +235,16 @@ pub async fn run(
     let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);
     let watch_ctx = ctx.clone();
     let cluster_stream = watcher(
-        api_in::<RayCluster>(&client, namespace),
+        api_in::<ClusterObject>(&client, namespace),
         watcher::Config::default(),
     )
     .default_backoff()
     .modify(|c| {
         // Never read; `kubectl apply` would keep a second copy of the spec here.
-        c.metadata.managed_fields = None;
-        c.metadata.annotations = None;
-        c.metadata.labels = None;
+        let meta = kube::Resource::meta_mut(c);
+        meta.managed_fields = None;
+        meta.annotations = None;
+        meta.labels = None;
     })
     .reflect(cluster_writer)
     .inspect(move |event| watch_ctx.watched(event))
@@ -333,10 +335,13 @@ async fn terminate_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn timed_reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn timed_reconcile(object: Arc<ClusterObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    let key = reconcile::cluster_key(&cluster);
-    let result = reconcile::reconcile(cluster, ctx.clone()).await;
+    let key = reconcile::cluster_key(object.as_ref());
+    let result = match &object.0 {
+        Ok(cluster) => reconcile::reconcile(cluster, ctx.clone()).await,
+        Err(invalid) => reconcile::invalid_object(&object, invalid, &ctx).await,
+    };
     ctx.metrics.reconciled(start.elapsed());
     if result.is_ok() {
         ctx.backoffs.succeeded(&key);
@@ -347,13 +352,13 @@ async fn timed_reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<
 /// A failed reconcile is retried after a backoff of its own cluster's:
 /// from 1 s, doubling, to 5 minutes for transient failures; 5 minutes (or
 /// a spec change) for an object the API server rejected.
-fn error_policy(cluster: Arc<RayCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(cluster: Arc<ClusterObject>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error.stage(), error.reason());
     let wait = match error.class() {
         reconcile::error::Class::Rejected => reconcile::error::REJECTED_BACKOFF,
-        reconcile::error::Class::Transient => {
-            ctx.backoffs.failed(&reconcile::cluster_key(&cluster))
-        }
+        reconcile::error::Class::Transient => ctx
+            .backoffs
+            .failed(&reconcile::cluster_key(cluster.as_ref())),
     };
     tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), stage = error.stage(), reason = error.reason(), "reconcile failed (retrying in {wait:?}): {error}");
     Action::requeue(wait)

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{AutoscalerStatus, RayCluster};
+use crate::api::{AutoscalerStatus, ClusterObject};
 use crate::reconcile::plan::{RayHealth, Scaling};
 
 /// What an autoscaler task last concluded about its cluster.
@@ -31,12 +31,12 @@ pub struct AutoscalerView {
 /// controller to reconcile a cluster.
 pub struct Board {
     views: Mutex<HashMap<String, AutoscalerView>>,
-    trigger: mpsc::UnboundedSender<ObjectRef<RayCluster>>,
+    trigger: mpsc::UnboundedSender<ObjectRef<ClusterObject>>,
 }
 
 impl Board {
     /// A board and the stream of reconcile requests it emits.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<RayCluster>>) {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<ClusterObject>>) {
         let (trigger, requests) = mpsc::unbounded();
         (
             Board {
@@ -53,7 +53,7 @@ impl Board {
 
     /// Posts a view of the cluster `reference` (keyed `key`); a change asks
     /// for a reconcile of it.
-    pub fn post(&self, key: &str, reference: &ObjectRef<RayCluster>, view: AutoscalerView) {
+    pub fn post(&self, key: &str, reference: &ObjectRef<ClusterObject>, view: AutoscalerView) {
         let changed = self
             .views
             .lock()

@@ -25,7 +25,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{Phase, RayCluster, RayClusterStatus};
+use crate::api::{ClusterObject, InvalidCluster, Phase, RayCluster, RayClusterStatus};
 use crate::cached_pod::CachedPod;
 use crate::controller::Context;
 use crate::labels::{self, FIELD_MANAGER};
@@ -37,7 +37,7 @@ pub use error::Error;
 /// The key of a cluster in the operator's own maps: its UID, so a cluster
 /// re-created under the same name starts afresh (`namespace/name` only for
 /// an object without one, which the API server never serves).
-pub fn cluster_key(cluster: &RayCluster) -> String {
+pub fn cluster_key(cluster: &impl Resource) -> String {
     cluster.uid().unwrap_or_else(|| {
         format!(
             "{}/{}",
@@ -58,10 +58,10 @@ pub fn cluster_pods(pods: &Store<CachedPod>, namespace: &str, name: &str) -> Vec
 }
 
 /// Reconciles one RayCluster.
-pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
-    let key = cluster_key(&cluster);
+    let key = cluster_key(cluster);
     if cluster.meta().deletion_timestamp.is_some() {
         // Kubernetes' garbage collector removes the pods and the Service.
         ctx.forget_cluster(&key);
@@ -79,15 +79,15 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     }
     let previous = ctx.expectations.status(&key, cluster.status.as_ref());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let validated = match validate::validate(&cluster) {
+    let validated = match validate::validate(cluster) {
         Ok(v) => v,
         Err(error) => {
             let next = status::from_spec_error(&previous, &error, cluster.meta().generation, now);
             if next != previous {
                 tracing::warn!(cluster = %name, namespace = %namespace, "invalid spec: {error}");
-                publish(&ctx, &cluster, "InvalidSpec", error.to_string(), true).await;
+                publish(&ctx, cluster, "InvalidSpec", error.to_string(), true).await;
             }
-            write_status(&ctx, &cluster, &key, &previous, next).await?;
+            write_status(&ctx, cluster, &key, &previous, next).await?;
             return Ok(Action::await_change());
         }
     };
@@ -171,7 +171,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         }
         publish(
             &ctx,
-            &cluster,
+            cluster,
             note.reason,
             note.message.clone(),
             note.warning,
@@ -179,7 +179,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         .await;
     }
     if plan.head_ready {
-        ctx.autoscalers.ensure(&cluster, &ctx);
+        ctx.autoscalers.ensure(cluster, &ctx);
     }
     let mut next = status::from_plan(&previous, &plan, generation, now.clone());
     if let Some(rejection) = &rejection {
@@ -191,7 +191,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
             tracing::warn!(cluster = %name, namespace = %namespace, "{}", rejection.message);
             publish(
                 &ctx,
-                &cluster,
+                cluster,
                 status::REJECTED,
                 rejection.message.clone(),
                 true,
@@ -208,7 +208,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
             .any(|c| c.type_ == type_ && c.status == value && c.reason == reason);
         if changed && warning {
             tracing::warn!(cluster = %name, namespace = %namespace, reason, "{message}");
-            publish(&ctx, &cluster, reason, message.clone(), true).await;
+            publish(&ctx, cluster, reason, message.clone(), true).await;
         }
         status::set_condition(
             &mut next.conditions,
@@ -224,12 +224,48 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         next.autoscaler = Some(view.status);
     }
     let phase = next.phase;
-    write_status(&ctx, &cluster, &key, &previous, next).await?;
+    write_status(&ctx, cluster, &key, &previous, next).await?;
     Ok(match phase {
         _ if rejection.is_some() => Action::requeue(error::REJECTED_BACKOFF),
         Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
         _ => Action::requeue(Duration::from_secs(10)),
     })
+}
+
+/// Reports a RayCluster object that does not fit the RayCluster type:
+/// `Error` with `Valid=False/InvalidObject` and a Warning Event naming the
+/// field; nothing else is done with it until it changes.
+pub async fn invalid_object(
+    object: &ClusterObject,
+    invalid: &InvalidCluster,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let key = cluster_key(object);
+    if object.meta().deletion_timestamp.is_some() {
+        ctx.forget_cluster(&key);
+        return Ok(Action::await_change());
+    }
+    let (name, namespace) = (object.name_any(), object.namespace().unwrap_or_default());
+    if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
+        tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by {holder}");
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    let previous = ctx.expectations.status(&key, invalid.status.as_ref());
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let message = invalid.describe();
+    let next = status::invalid(
+        &previous,
+        "InvalidObject",
+        &message,
+        object.meta().generation,
+        now,
+    );
+    if next != previous {
+        tracing::warn!(cluster = %name, namespace = %namespace, "invalid object: {message}");
+        publish(ctx, object, "InvalidObject", message, true).await;
+    }
+    write_status(ctx, object, &key, &previous, next).await?;
+    Ok(Action::await_change())
 }
 
 /// Records that the API server rejected `target` for this generation of the
@@ -298,7 +334,7 @@ fn side_conditions(
 /// Writes the status subresource with server-side apply, only when it changed.
 async fn write_status(
     ctx: &Context,
-    cluster: &RayCluster,
+    cluster: &impl Resource<DynamicType = ()>,
     key: &str,
     previous: &RayClusterStatus,
     next: RayClusterStatus,
@@ -314,7 +350,8 @@ async fn write_status(
             next.phase.map_or("<none>", Phase::as_str)
         );
     }
-    let api: Api<RayCluster> =
+    // The wrapper: the answer is the object, which need not parse.
+    let api: Api<ClusterObject> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": "cluster.ray.io/v1",
@@ -336,7 +373,7 @@ async fn write_status(
 /// Publishes a Kubernetes Event about the cluster; failing to is only logged.
 pub(crate) async fn publish(
     ctx: &Context,
-    cluster: &RayCluster,
+    cluster: &impl Resource<DynamicType = ()>,
     reason: &str,
     note: String,
     warning: bool,

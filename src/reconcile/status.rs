@@ -94,6 +94,18 @@ pub fn from_spec_error(
     generation: Option<i64>,
     now: Time,
 ) -> RayClusterStatus {
+    invalid(previous, "InvalidSpec", &error.to_string(), generation, now)
+}
+
+/// The status of a cluster that cannot be acted on for `reason` (the
+/// `Valid` condition's): `Error`; everything else as it was.
+pub fn invalid(
+    previous: &RayClusterStatus,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) -> RayClusterStatus {
     let mut status = previous.clone();
     status.phase = Some(Phase::Error);
     status.observed_generation = generation;
@@ -101,8 +113,8 @@ pub fn from_spec_error(
         &mut status.conditions,
         "Valid",
         "False",
-        "InvalidSpec",
-        &error.to_string(),
+        reason,
+        message,
         generation,
         &now,
     );
