@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
-use crate::api::{AutoscalerStatus, RayCluster};
+use crate::api::{AutoscalerStatus, ClusterObject, RayCluster};
 use crate::autoscaler::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus};
 use crate::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
 use crate::autoscaler::resources::format_bundle;
@@ -22,7 +23,7 @@ use crate::controller::Context;
 use crate::labels::NodeKind;
 use crate::reconcile::build::{GCS_PORT, head_address};
 use crate::reconcile::plan::{ObservedPod, PodState, RayHealth, Scaling};
-use crate::reconcile::{cluster_pods, publish, validate};
+use crate::reconcile::{cluster_key, cluster_pods, publish, validate};
 use crate::scaling::AutoscalerView;
 
 /// How the autoscaler runs.
@@ -44,7 +45,7 @@ pub struct Settings {
     pub allow_gcs_address: bool,
 }
 
-/// The running tasks, by cluster key.
+/// The running tasks, by cluster key (UID).
 pub struct Autoscalers {
     pub settings: Settings,
     tasks: Mutex<HashMap<String, AbortHandle>>,
@@ -59,16 +60,35 @@ impl Autoscalers {
     }
 
     /// Starts the cluster's task unless it runs (or the autoscaler is off).
-    pub fn ensure(&self, key: &str, ctx: &Arc<Context>) {
+    pub fn ensure(&self, cluster: &RayCluster, ctx: &Arc<Context>) {
         if !self.settings.enabled && !self.settings.ray_health {
             return;
         }
+        let key = cluster_key(cluster);
         let mut tasks = self.tasks.lock().expect("tasks lock");
-        if tasks.get(key).is_some_and(|t| !t.is_finished()) {
+        if tasks.get(&key).is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let handle = tokio::spawn(run_cluster(key.to_string(), ctx.clone()));
-        tasks.insert(key.to_string(), handle.abort_handle());
+        let reference =
+            ObjectRef::new(&cluster.name_any()).within(&cluster.namespace().unwrap_or_default());
+        let handle = tokio::spawn(run_cluster(key.clone(), reference, ctx.clone()));
+        tasks.insert(key, handle.abort_handle());
+    }
+
+    /// Stops the tasks of every cluster whose key `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.tasks.lock().expect("tasks lock").retain(|k, task| {
+            let kept = keep(k);
+            if !kept {
+                task.abort();
+            }
+            kept
+        });
+    }
+
+    /// Clusters with a task.
+    pub fn tracked(&self) -> usize {
+        self.tasks.lock().expect("tasks lock").len()
     }
 
     /// Stops the cluster's task.
@@ -82,6 +102,7 @@ impl Autoscalers {
 /// What one task remembers between rounds.
 struct Round {
     key: String,
+    reference: ObjectRef<ClusterObject>,
     namespace: String,
     name: String,
     client: Option<(String, Arc<GcsClient>)>,
@@ -94,13 +115,12 @@ struct Round {
     report_version: i64,
 }
 
-async fn run_cluster(key: String, ctx: Arc<Context>) {
-    let (namespace, name) = key
-        .split_once('/')
-        .map(|(n, c)| (n.to_string(), c.to_string()))
-        .unwrap_or_default();
+async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Context>) {
+    let namespace = reference.namespace.clone().unwrap_or_default();
+    let name = reference.name.clone();
     let mut round = Round {
         key,
+        reference,
         namespace,
         name,
         client: None,
@@ -115,16 +135,19 @@ async fn run_cluster(key: String, ctx: Arc<Context>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let reference = ObjectRef::<RayCluster>::new(&round.name).within(&round.namespace);
-        let Some(cluster) = ctx.clusters.get(&reference) else {
+        let Some(object) = ctx.clusters.get(&round.reference) else {
             break;
         };
-        if cluster.metadata.deletion_timestamp.is_some() {
+        let Some(cluster) = object.cluster() else {
+            break;
+        };
+        // Gone, going, or re-created under the same name (a new task serves that one).
+        if cluster.metadata.deletion_timestamp.is_some() || cluster_key(cluster) != round.key {
             break;
         }
         // Boxed: the round's future (tonic calls included) is large and only
         // lives during the round, not in every idle task between rounds.
-        match Box::pin(round.step(&ctx, &cluster)).await {
+        match Box::pin(round.step(&ctx, cluster)).await {
             // Said once per change, so a head that stays down does not flood the log.
             Err(message) if round.last_error.as_ref() != Some(&message) => {
                 tracing::info!(cluster = %round.name, namespace = %round.namespace, "autoscaler waits: {message}");
@@ -171,6 +194,7 @@ impl Round {
                 client.disconnect();
                 ctx.board.post(
                     &self.key,
+                    &self.reference,
                     AutoscalerView {
                         ray: Some(RayHealth { joined: None }),
                         unsupported: Some(format!(
@@ -191,7 +215,7 @@ impl Round {
                     tracing::warn!(cluster = %self.name, namespace = %self.namespace, "the head's GCS has not answered for {:?}: {e}", since.elapsed());
                     view.unreachable_head = Some(head.name.clone());
                 }
-                ctx.board.post(&self.key, view);
+                ctx.board.post(&self.key, &self.reference, view);
                 return Err(e.to_string());
             }
         };
@@ -210,6 +234,7 @@ impl Round {
             client.disconnect();
             ctx.board.post(
                 &self.key,
+                &self.reference,
                 AutoscalerView {
                     ray,
                     ..AutoscalerView::default()
@@ -237,6 +262,7 @@ impl Round {
         let status = self.status(&plan, &scaling);
         ctx.board.post(
             &self.key,
+            &self.reference,
             AutoscalerView {
                 scaling,
                 unreachable_head: None,

@@ -15,13 +15,13 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::api::RayCluster;
+use crate::api::ClusterObject;
 use crate::cached_pod::CachedPod;
 use crate::events::Recorder;
 use crate::labels;
 use crate::lease;
 use crate::metrics::Metrics;
-use crate::reconcile::{self, Error, expectations::Expectations};
+use crate::reconcile::{self, Error, backoff::Backoffs, expectations::Expectations};
 use crate::scaling::Board;
 use crate::scope::Scope;
 
@@ -55,10 +55,13 @@ pub struct Context {
     pub pods: Store<CachedPod>,
     /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
     pub services: Store<PartialObjectMeta<Service>>,
-    pub clusters: Store<RayCluster>,
+    /// Every RayCluster object, parsed or not (see [`ClusterObject`]).
+    pub clusters: Store<ClusterObject>,
     /// Bounds the writes in flight over all reconciles (see `write_permit`).
     writes: tokio::sync::Semaphore,
     pub expectations: Expectations,
+    /// Per cluster: transient failures in a row, and what the API server rejected.
+    pub backoffs: Backoffs,
     pub metrics: Metrics,
     pub scope: Scope,
     pub board: Board,
@@ -75,6 +78,57 @@ impl Context {
             .await
             .expect("the write semaphore is never closed")
     }
+
+    /// Forgets what the operator keeps of a cluster (by key, its UID): it is
+    /// gone, and one re-created under its name must start afresh.
+    pub fn forget_cluster(&self, key: &str) {
+        self.expectations.forget(key);
+        self.backoffs.forget(key);
+        self.board.forget(key);
+        self.autoscalers.stop(key);
+    }
+
+    /// Forgets every cluster the cache no longer holds (after a re-list,
+    /// which may hide deletions the watch missed).
+    fn forget_all_but_cached(&self) {
+        let live: std::collections::HashSet<String> = self
+            .clusters
+            .state()
+            .iter()
+            .map(|c| reconcile::cluster_key(c.as_ref()))
+            .collect();
+        let keep = |key: &str| live.contains(key);
+        self.expectations.retain(keep);
+        self.backoffs.retain(keep);
+        self.board.retain(keep);
+        self.autoscalers.retain(keep);
+    }
+
+    /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
+    fn tracked(&self) -> [(&'static str, usize); 6] {
+        let (pending, statuses) = self.expectations.tracked();
+        let (retrying, rejected) = self.backoffs.tracked();
+        [
+            ("expectations", pending),
+            ("statuses", statuses),
+            ("retries", retrying),
+            ("rejections", rejected),
+            ("autoscalers", self.autoscalers.tracked()),
+            ("board", self.board.tracked()),
+        ]
+    }
+
+    /// Reacts to the RayCluster watch: the controller never reconciles a
+    /// deleted cluster (it has no finalizer), so its state is dropped here.
+    fn watched(&self, event: &Result<watcher::Event<ClusterObject>, watcher::Error>) {
+        match event {
+            Ok(watcher::Event::Delete(cluster)) => {
+                self.forget_cluster(&reconcile::cluster_key(cluster));
+            }
+            Ok(watcher::Event::InitDone) => self.forget_all_but_cached(),
+            _ => {}
+        }
+    }
 }
 
 impl crate::http::Health for Context {
@@ -83,8 +137,11 @@ impl crate::http::Health for Context {
     }
 
     fn metrics(&self) -> String {
-        self.metrics
-            .render(self.clusters.state().len(), self.pods.state().len())
+        self.metrics.render(
+            self.clusters.state().len(),
+            self.pods.state().len(),
+            &self.tracked(),
+        )
     }
 }
 
@@ -137,6 +194,7 @@ pub async fn run(
         clusters: clusters.clone(),
         writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
         expectations: Expectations::default(),
+        backoffs: Backoffs::default(),
         metrics: Metrics::default(),
         scope,
         board,
@@ -175,18 +233,21 @@ pub async fn run(
     }
 
     let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);
+    let watch_ctx = ctx.clone();
     let cluster_stream = watcher(
-        api_in::<RayCluster>(&client, namespace),
+        api_in::<ClusterObject>(&client, namespace),
         watcher::Config::default(),
     )
     .default_backoff()
     .modify(|c| {
         // Never read; `kubectl apply` would keep a second copy of the spec here.
-        c.metadata.managed_fields = None;
-        c.metadata.annotations = None;
-        c.metadata.labels = None;
+        let meta = kube::Resource::meta_mut(c);
+        meta.managed_fields = None;
+        meta.annotations = None;
+        meta.labels = None;
     })
     .reflect(cluster_writer)
+    .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
     let pod_stream = watcher(api_in::<CachedPod>(&client, namespace), selector.clone())
         .default_backoff()
@@ -274,15 +335,31 @@ async fn terminate_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn timed_reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn timed_reconcile(object: Arc<ClusterObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    let result = reconcile::reconcile(cluster, ctx.clone()).await;
+    let key = reconcile::cluster_key(object.as_ref());
+    let result = match &object.0 {
+        Ok(cluster) => reconcile::reconcile(cluster, ctx.clone()).await,
+        Err(invalid) => reconcile::invalid_object(&object, invalid, &ctx).await,
+    };
     ctx.metrics.reconciled(start.elapsed());
+    if result.is_ok() {
+        ctx.backoffs.succeeded(&key);
+    }
     result
 }
 
-fn error_policy(cluster: Arc<RayCluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(error.metric_label());
-    tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(5))
+/// A failed reconcile is retried after a backoff of its own cluster's:
+/// from 1 s, doubling, to 5 minutes for transient failures; 5 minutes (or
+/// a spec change) for an object the API server rejected.
+fn error_policy(cluster: Arc<ClusterObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(error.stage(), error.reason());
+    let wait = match error.class() {
+        reconcile::error::Class::Rejected => reconcile::error::REJECTED_BACKOFF,
+        reconcile::error::Class::Transient => ctx
+            .backoffs
+            .failed(&reconcile::cluster_key(cluster.as_ref())),
+    };
+    tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), stage = error.stage(), reason = error.reason(), "reconcile failed (retrying in {wait:?}): {error}");
+    Action::requeue(wait)
 }

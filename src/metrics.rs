@@ -1,6 +1,8 @@
 //! Prometheus metrics, kept as atomics and written in the text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -10,8 +12,8 @@ const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 #[derive(Default)]
 pub struct Metrics {
     reconciles: AtomicU64,
-    errors_apply: AtomicU64,
-    errors_status: AtomicU64,
+    /// Failed reconciles by (stage, reason).
+    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pods_created: AtomicU64,
     pods_deleted: AtomicU64,
     duration_buckets: [AtomicU64; BUCKETS.len()],
@@ -35,12 +37,14 @@ impl Metrics {
         self.reconciles.load(Relaxed)
     }
 
-    pub fn failed(&self, stage: &str) {
-        match stage {
-            "status" => &self.errors_status,
-            _ => &self.errors_apply,
-        }
-        .fetch_add(1, Relaxed);
+    /// A failure of a reconcile `stage`, for `reason` (see `reconcile::error`).
+    pub fn failed(&self, stage: &'static str, reason: &'static str) {
+        *self
+            .errors
+            .lock()
+            .expect("metrics lock")
+            .entry((stage, reason))
+            .or_default() += 1;
     }
 
     pub fn pods_created(&self, n: u64) {
@@ -51,8 +55,9 @@ impl Metrics {
         self.pods_deleted.fetch_add(n, Relaxed);
     }
 
-    /// The metrics in Prometheus' text format; the gauges are passed in.
-    pub fn render(&self, clusters: usize, pods: usize) -> String {
+    /// The metrics in Prometheus' text format; the gauges are passed in
+    /// (`tracked`: clusters per per-cluster map, by map name).
+    pub fn render(&self, clusters: usize, pods: usize, tracked: &[(&str, usize)]) -> String {
         let mut out = String::new();
         let count = self.reconciles.load(Relaxed);
         let _ = writeln!(
@@ -61,18 +66,14 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP ray_operator_reconcile_errors_total Reconciles that failed, by stage.\n# TYPE ray_operator_reconcile_errors_total counter"
+            "# HELP ray_operator_reconcile_errors_total Reconciles that failed, by stage and reason.\n# TYPE ray_operator_reconcile_errors_total counter"
         );
-        let _ = writeln!(
-            out,
-            "ray_operator_reconcile_errors_total{{stage=\"apply\"}} {}",
-            self.errors_apply.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "ray_operator_reconcile_errors_total{{stage=\"status\"}} {}",
-            self.errors_status.load(Relaxed)
-        );
+        for ((stage, reason), n) in self.errors.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "ray_operator_reconcile_errors_total{{stage=\"{stage}\",reason=\"{reason}\"}} {n}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP ray_operator_reconcile_duration_seconds Time per reconcile.\n# TYPE ray_operator_reconcile_duration_seconds histogram"
@@ -112,6 +113,13 @@ impl Metrics {
             out,
             "# HELP ray_operator_managed_pods Ray pods in the operator's cache.\n# TYPE ray_operator_managed_pods gauge\nray_operator_managed_pods {pods}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_tracked_clusters Clusters each per-cluster map of the operator holds.\n# TYPE ray_operator_tracked_clusters gauge"
+        );
+        for (map, n) in tracked {
+            let _ = writeln!(out, "ray_operator_tracked_clusters{{map=\"{map}\"}} {n}");
+        }
         out
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{AutoscalerStatus, RayCluster};
+use crate::api::{AutoscalerStatus, ClusterObject};
 use crate::reconcile::plan::{RayHealth, Scaling};
 
 /// What an autoscaler task last concluded about its cluster.
@@ -27,16 +27,16 @@ pub struct AutoscalerView {
     pub unsupported: Option<String>,
 }
 
-/// Views by cluster key (`namespace/name`), and the channel that asks the
+/// Views by cluster key (the cluster's UID), and the channel that asks the
 /// controller to reconcile a cluster.
 pub struct Board {
     views: Mutex<HashMap<String, AutoscalerView>>,
-    trigger: mpsc::UnboundedSender<ObjectRef<RayCluster>>,
+    trigger: mpsc::UnboundedSender<ObjectRef<ClusterObject>>,
 }
 
 impl Board {
     /// A board and the stream of reconcile requests it emits.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<RayCluster>>) {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectRef<ClusterObject>>) {
         let (trigger, requests) = mpsc::unbounded();
         (
             Board {
@@ -51,22 +51,34 @@ impl Board {
         self.views.lock().expect("board lock").get(key).cloned()
     }
 
-    /// Posts a view; a change asks for a reconcile of the cluster.
-    pub fn post(&self, key: &str, view: AutoscalerView) {
+    /// Posts a view of the cluster `reference` (keyed `key`); a change asks
+    /// for a reconcile of it.
+    pub fn post(&self, key: &str, reference: &ObjectRef<ClusterObject>, view: AutoscalerView) {
         let changed = self
             .views
             .lock()
             .expect("board lock")
             .insert(key.to_string(), view.clone())
             != Some(view);
-        if changed && let Some((namespace, name)) = key.split_once('/') {
-            let _ = self
-                .trigger
-                .unbounded_send(ObjectRef::new(name).within(namespace));
+        if changed {
+            let _ = self.trigger.unbounded_send(reference.clone());
         }
     }
 
     pub fn forget(&self, key: &str) {
         self.views.lock().expect("board lock").remove(key);
+    }
+
+    /// Forgets every cluster whose key `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.views
+            .lock()
+            .expect("board lock")
+            .retain(|k, _| keep(k));
+    }
+
+    /// Clusters with a view.
+    pub fn tracked(&self) -> usize {
+        self.views.lock().expect("board lock").len()
     }
 }

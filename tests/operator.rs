@@ -538,3 +538,157 @@ async fn health_readiness_and_metrics_are_served() {
     }
     assert!(metrics.contains("ray_operator_reconcile_duration_seconds_count"));
 }
+
+/// The `ray_operator_tracked_clusters` gauges in a /metrics body, by map.
+fn tracked_clusters(metrics: &str) -> Vec<(String, u64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("ray_operator_tracked_clusters{map=\""))
+        .filter_map(|l| {
+            let (map, n) = l.split_once("\"} ")?;
+            Some((map.to_string(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_re_created_under_its_name_starts_afresh() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("recreate").await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let port_arg = port.to_string();
+    let _operator = Operator::start("op", &ns.name, true, &["--health-port", &port_arg]).await;
+    create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    running(&client, &ns.name, "c", 1).await;
+    let (_, metrics) = http_get(port, "/metrics").await.unwrap();
+    let tracked = tracked_clusters(&metrics);
+    assert_eq!(tracked.len(), 6, "one gauge per map in\n{metrics}");
+
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
+    api.delete("c", &DeleteParams::default()).await.unwrap();
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    eventually("the cluster and all its pods gone", WAIT, async || {
+        let gone = api.get_opt("c").await.unwrap().is_none()
+            && pod_api
+                .list(&ListParams::default().labels("ray-cluster-name=c"))
+                .await
+                .unwrap()
+                .items
+                .is_empty();
+        gone.then_some(())
+    })
+    .await;
+    eventually("every tracked_clusters gauge back at 0", WAIT, async || {
+        let (_, metrics) = http_get(port, "/metrics").await?;
+        let tracked = tracked_clusters(&metrics);
+        (tracked.len() == 6 && tracked.iter().all(|(_, n)| *n == 0)).then_some(())
+    })
+    .await;
+
+    create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    let mut phases = BTreeSet::new();
+    eventually("the re-created cluster Running", WAIT, async || {
+        let s = status(&client, &ns.name, "c").await;
+        phases.extend(s.phase.map(Phase::as_str));
+        (s.phase == Some(Phase::Running) && s.ready_workers == 1).then_some(())
+    })
+    .await;
+    let s = status(&client, &ns.name, "c").await;
+    assert_eq!(s.autoscaler_retries, 0, "no restart counted: {s:?}");
+    assert!(
+        !phases.contains("AutoscalingExceptionRecovery"),
+        "passed through {phases:?}"
+    );
+    assert!(events(&client, &ns.name, "Restarting").await.is_empty());
+}
+
+/// The chart's cluster `name` with a sidecar requesting `cpu: lots` in its
+/// worker type: the CRD's schema and the operator's own checks (which read
+/// only the first container) let it through; the API server refuses the pod.
+fn cluster_with_a_bad_worker(name: &str, namespace: &str) -> String {
+    let manifest = render(&[name, "-n", namespace, "--set", "clusterOnly=true"]);
+    let mut cluster: serde_json::Value = serde_yaml_ng::from_str(&manifest).unwrap();
+    let worker = cluster["spec"]["podTypes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["name"] == "rayWorkerType")
+        .unwrap();
+    worker["podConfig"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "name": "sidecar",
+            "image": "busybox",
+            "resources": {"requests": {"cpu": "lots"}},
+        }));
+    serde_json::to_string(&cluster).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_the_api_server_rejects_is_reported_once_and_not_retried() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("rejected").await;
+    let _operator = Operator::start("op", &ns.name, true, &[]).await;
+    kubectl(
+        &["apply", "-n", &ns.name, "-f", "-"],
+        &cluster_with_a_bad_worker("c", &ns.name),
+    );
+    let s = eventually("the cluster in Error", WAIT, async || {
+        let s = status(&client, &ns.name, "c").await;
+        (s.phase == Some(Phase::Error)).then_some(s)
+    })
+    .await;
+    let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "RejectedByApiServer"),
+        "{valid:?}"
+    );
+    assert!(valid.message.contains("rayWorkerType"), "{}", valid.message);
+    assert!(valid.message.contains("quantities"), "{}", valid.message);
+    let head = names_of(&pods(&client, &ns.name, "c").await, "head");
+    assert_eq!(head.len(), 1, "the head still runs");
+
+    // Reconciles keep coming (pod and status events, requeues) but the pod
+    // is not sent again for this spec: one Event, never repeated.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let warnings = events(&client, &ns.name, "RejectedByApiServer").await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let event = &warnings[0];
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.series.is_none(), "repeated: {:?}", event.series);
+    let note = event.note.clone().unwrap_or_default();
+    for part in [
+        "rayWorkerType",
+        "spec.containers[1].resources.requests.cpu",
+        "quantities",
+    ] {
+        assert!(note.contains(part), "no {part:?} in {note}");
+    }
+    let announced = events(&client, &ns.name, "CreatedWorkers").await;
+    assert!(
+        announced.iter().all(|e| e.series.is_none()),
+        "the rejected workers were announced again: {announced:?}"
+    );
+    assert!(names_of(&pods(&client, &ns.name, "c").await, "worker").is_empty());
+    assert_eq!(names_of(&pods(&client, &ns.name, "c").await, "head"), head);
+
+    // Fixing the spec (a new generation) brings the cluster up.
+    edit_spec(&client, &ns.name, "c", |spec| {
+        for t in spec["podTypes"].as_array_mut().unwrap() {
+            t["podConfig"]["spec"]["containers"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|c| c["name"] != "sidecar");
+        }
+    })
+    .await;
+    running(&client, &ns.name, "c", 2).await;
+    let s = status(&client, &ns.name, "c").await;
+    let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
+    assert_eq!(valid.status, "True");
+}

@@ -1,10 +1,12 @@
 //! The API types: the RayCluster resource and the CRD generated from it.
 
 mod compact_json;
+mod object;
 mod raycluster;
 mod schema;
 
 pub use compact_json::CompactJson;
+pub use object::{ClusterObject, InvalidCluster};
 pub use raycluster::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -38,8 +38,8 @@ pub async fn head_service(ctx: &Context, cluster: &ValidatedCluster) -> Result<(
         &Patch::Apply(&service),
     )
     .await
-    .map_err(|source| Error::Apply {
-        object: format!("service/{name}"),
+    .map_err(|source| Error::Service {
+        name: name.clone(),
         source,
     })?;
     Ok(())
@@ -68,8 +68,8 @@ pub async fn delete_pods(
                 match api.delete(&pod.name, &params).await {
                     Ok(_) => Ok(()),
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-                    Err(source) => Err(Error::Apply {
-                        object: format!("pod/{}", pod.name),
+                    Err(source) => Err(Error::DeletePod {
+                        name: pod.name.clone(),
                         source,
                     }),
                 }
@@ -108,13 +108,20 @@ pub async fn create_pods(
                         .expect("planned from this cluster"),
                 };
                 let pod = build::pod(cluster, pod_type, new.kind, &new.name);
-                let created = api
-                    .create(&params, &pod)
-                    .await
-                    .map_err(|source| Error::Apply {
-                        object: format!("pod/{}", new.name),
-                        source,
-                    })?;
+                let created = match api.create(&params, &pod).await {
+                    Ok(created) => created,
+                    Err(source) => {
+                        let fields = serde_json::to_value(&pod)
+                            .map(|p| super::error::bad_quantities(&p))
+                            .unwrap_or_default();
+                        return Err(Error::CreatePod {
+                            name: new.name.clone(),
+                            pod_type: new.pod_type.clone(),
+                            fields,
+                            source,
+                        });
+                    }
+                };
                 Ok(ObservedPod {
                     name: new.name,
                     uid: created.metadata.uid,

@@ -22,7 +22,7 @@ struct Pending {
     deleted: Vec<(String, Instant)>,
 }
 
-/// Per-cluster expectations, keyed by `namespace/name`.
+/// Per-cluster expectations, keyed by the cluster's UID.
 #[derive(Default)]
 pub struct Expectations {
     clusters: Mutex<HashMap<String, Pending>>,
@@ -112,6 +112,20 @@ impl Expectations {
         self.clusters.lock().expect("expectations lock").remove(key);
         self.statuses.lock().expect("expectations lock").remove(key);
     }
+
+    /// Forgets every cluster whose key `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        (self.clusters.lock().expect("expectations lock")).retain(|k, _| keep(k));
+        (self.statuses.lock().expect("expectations lock")).retain(|k, _| keep(k));
+    }
+
+    /// Clusters with pending pod writes, and with a written status kept.
+    pub fn tracked(&self) -> (usize, usize) {
+        (
+            self.clusters.lock().expect("expectations lock").len(),
+            self.statuses.lock().expect("expectations lock").len(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +205,17 @@ mod tests {
         assert_eq!(e.unseen_statuses(), 1);
         assert_eq!(e.status("ns/c", Some(&written)), written);
         assert_eq!(e.unseen_statuses(), 0, "the cache caught up: no copy kept");
+    }
+
+    #[test]
+    fn a_cluster_the_cache_no_longer_holds_is_forgotten() {
+        let e = Expectations::default();
+        e.created("uid-old", [pod("a", false)]);
+        e.wrote_status("uid-old", RayClusterStatus::default());
+        e.wrote_status("uid-live", RayClusterStatus::default());
+        assert_eq!(e.tracked(), (1, 2));
+        e.retain(|key| key == "uid-live");
+        assert_eq!(e.tracked(), (0, 1), "only the live cluster is kept");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! `apply` and this module's `reconcile` talk to the API server.
 
 pub mod apply;
+pub mod backoff;
 pub mod build;
+pub mod error;
 pub mod expectations;
 pub mod plan;
 pub mod start_script;
@@ -23,38 +25,26 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{Phase, RayCluster, RayClusterStatus};
+use crate::api::{ClusterObject, InvalidCluster, Phase, RayCluster, RayClusterStatus};
 use crate::cached_pod::CachedPod;
 use crate::controller::Context;
 use crate::labels::{self, FIELD_MANAGER};
 use plan::{ObservedPod, PlanInput, RayCheck};
 
-/// Why a reconcile failed; each variant names the stage and the object.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("applying {object}: {source}")]
-    Apply { object: String, source: kube::Error },
-    #[error("writing status: {0}")]
-    Status(#[source] kube::Error),
-}
+use backoff::{Rejection, Target};
+pub use error::Error;
 
-impl Error {
-    /// A short label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Apply { .. } => "apply",
-            Error::Status(_) => "status",
-        }
-    }
-}
-
-/// `namespace/name`, the key of a cluster in the operator's own maps.
-pub fn cluster_key(cluster: &RayCluster) -> String {
-    format!(
-        "{}/{}",
-        cluster.namespace().unwrap_or_default(),
-        cluster.name_any()
-    )
+/// The key of a cluster in the operator's own maps: its UID, so a cluster
+/// re-created under the same name starts afresh (`namespace/name` only for
+/// an object without one, which the API server never serves).
+pub fn cluster_key(cluster: &impl Resource) -> String {
+    cluster.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            cluster.namespace().unwrap_or_default(),
+            cluster.name_any()
+        )
+    })
 }
 
 /// The pods of a cluster in the operator's cache.
@@ -68,32 +58,36 @@ pub fn cluster_pods(pods: &Store<CachedPod>, namespace: &str, name: &str) -> Vec
 }
 
 /// Reconciles one RayCluster.
-pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
-    let key = cluster_key(&cluster);
+    let key = cluster_key(cluster);
     if cluster.meta().deletion_timestamp.is_some() {
         // Kubernetes' garbage collector removes the pods and the Service.
-        ctx.expectations.forget(&key);
-        ctx.board.forget(&key);
-        ctx.autoscalers.stop(&key);
+        ctx.forget_cluster(&key);
         return Ok(Action::await_change());
     }
     if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
         tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by the namespaced operator {holder}");
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        // An unread claim is looked up again soon; a held one is long-lived.
+        let again = if holder == crate::scope::UNKNOWN_HOLDER {
+            5
+        } else {
+            60
+        };
+        return Ok(Action::requeue(Duration::from_secs(again)));
     }
     let previous = ctx.expectations.status(&key, cluster.status.as_ref());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let validated = match validate::validate(&cluster) {
+    let validated = match validate::validate(cluster) {
         Ok(v) => v,
         Err(error) => {
             let next = status::from_spec_error(&previous, &error, cluster.meta().generation, now);
             if next != previous {
                 tracing::warn!(cluster = %name, namespace = %namespace, "invalid spec: {error}");
-                publish(&ctx, &cluster, "InvalidSpec", error.to_string(), true).await;
+                publish(&ctx, cluster, "InvalidSpec", error.to_string(), true).await;
             }
-            write_status(&ctx, &cluster, &key, &previous, next).await?;
+            write_status(&ctx, cluster, &key, &previous, next).await?;
             return Ok(Action::await_change());
         }
     };
@@ -108,7 +102,18 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         Some(health) => RayCheck::Up(health),
         None => RayCheck::Down,
     };
+    // What the API server rejected for this spec is not sent again.
+    let generation = cluster.meta().generation;
+    let mut rejection = ctx.backoffs.rejection(&key, generation);
+    let held = match &rejection {
+        Some(Rejection {
+            target: Target::PodType(pod_type),
+            ..
+        }) => Some(pod_type.clone()),
+        _ => None,
+    };
     let input = PlanInput {
+        held: held.as_deref(),
         cluster: &validated,
         pods: &pods,
         previous: &previous,
@@ -116,9 +121,22 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         unreachable_head: view.as_ref().and_then(|v| v.unreachable_head.as_deref()),
         ray,
     };
-    let plan = plan::plan(&input, &mut labels::random_suffix);
+    let mut plan = plan::plan(&input, &mut labels::random_suffix);
 
-    apply::head_service(&ctx, &validated).await?;
+    if let Some(held) = input.held {
+        // A head of a rejected pod type is not sent again either.
+        plan.create.retain(|p| p.pod_type != held);
+    }
+    if rejection
+        .as_ref()
+        .is_none_or(|r| r.target != Target::Service)
+        && let Err(error) = apply::head_service(&ctx, &validated).await
+    {
+        match rejected(&ctx, &key, generation, &error, Target::Service) {
+            Some(r) => rejection = Some(r),
+            None => return Err(error),
+        }
+    }
     apply::delete_pods(&ctx, &namespace, &plan.delete).await?;
     ctx.expectations
         .deleted(&key, plan.delete.iter().map(|p| p.name.clone()));
@@ -134,7 +152,16 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
     ctx.metrics.pods_deleted(plan.delete.len() as u64);
     ctx.expectations.created(&key, created);
     if let Some(error) = first_error {
-        return Err(error);
+        let (target, pod) = match &error {
+            Error::CreatePod { pod_type, name, .. } => (Target::PodType(pod_type.clone()), name),
+            _ => return Err(error),
+        };
+        // The pods were not created: no note says they were.
+        plan.notes.retain(|n| !n.message.contains(pod.as_str()));
+        match rejected(&ctx, &key, generation, &error, target) {
+            Some(r) => rejection = Some(r),
+            None => return Err(error),
+        }
     }
     for note in &plan.notes {
         if note.warning {
@@ -144,7 +171,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         }
         publish(
             &ctx,
-            &cluster,
+            cluster,
             note.reason,
             note.message.clone(),
             note.warning,
@@ -152,10 +179,26 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         .await;
     }
     if plan.head_ready {
-        ctx.autoscalers.ensure(&key, &ctx);
+        ctx.autoscalers.ensure(cluster, &ctx);
     }
-    let generation = cluster.meta().generation;
     let mut next = status::from_plan(&previous, &plan, generation, now.clone());
+    if let Some(rejection) = &rejection {
+        status::rejected(&mut next, &rejection.message, generation, &now);
+        let reported = previous.conditions.iter().any(|c| {
+            c.type_ == "Valid" && c.reason == status::REJECTED && c.message == rejection.message
+        });
+        if !reported {
+            tracing::warn!(cluster = %name, namespace = %namespace, "{}", rejection.message);
+            publish(
+                &ctx,
+                cluster,
+                status::REJECTED,
+                rejection.message.clone(),
+                true,
+            )
+            .await;
+        }
+    }
     for (type_, value, reason, message, warning) in
         side_conditions(&validated, view.as_ref(), settings)
     {
@@ -165,7 +208,7 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
             .any(|c| c.type_ == type_ && c.status == value && c.reason == reason);
         if changed && warning {
             tracing::warn!(cluster = %name, namespace = %namespace, reason, "{message}");
-            publish(&ctx, &cluster, reason, message.clone(), true).await;
+            publish(&ctx, cluster, reason, message.clone(), true).await;
         }
         status::set_condition(
             &mut next.conditions,
@@ -181,11 +224,71 @@ pub async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Ac
         next.autoscaler = Some(view.status);
     }
     let phase = next.phase;
-    write_status(&ctx, &cluster, &key, &previous, next).await?;
+    write_status(&ctx, cluster, &key, &previous, next).await?;
     Ok(match phase {
+        _ if rejection.is_some() => Action::requeue(error::REJECTED_BACKOFF),
         Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
         _ => Action::requeue(Duration::from_secs(10)),
     })
+}
+
+/// Reports a RayCluster object that does not fit the RayCluster type:
+/// `Error` with `Valid=False/InvalidObject` and a Warning Event naming the
+/// field; nothing else is done with it until it changes.
+pub async fn invalid_object(
+    object: &ClusterObject,
+    invalid: &InvalidCluster,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let key = cluster_key(object);
+    if object.meta().deletion_timestamp.is_some() {
+        ctx.forget_cluster(&key);
+        return Ok(Action::await_change());
+    }
+    let (name, namespace) = (object.name_any(), object.namespace().unwrap_or_default());
+    if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
+        tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by {holder}");
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    let previous = ctx.expectations.status(&key, invalid.status.as_ref());
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let message = invalid.describe();
+    let next = status::invalid(
+        &previous,
+        "InvalidObject",
+        &message,
+        object.meta().generation,
+        now,
+    );
+    if next != previous {
+        tracing::warn!(cluster = %name, namespace = %namespace, "invalid object: {message}");
+        publish(ctx, object, "InvalidObject", message, true).await;
+    }
+    write_status(ctx, object, &key, &previous, next).await?;
+    Ok(Action::await_change())
+}
+
+/// Records that the API server rejected `target` for this generation of the
+/// spec; `None` when `error` is no rejection (it is to be retried).
+fn rejected(
+    ctx: &Context,
+    key: &str,
+    generation: Option<i64>,
+    error: &Error,
+    target: Target,
+) -> Option<Rejection> {
+    if error.class() != error::Class::Rejected {
+        return None;
+    }
+    ctx.metrics.failed(error.stage(), error.reason());
+    let rejection = Rejection {
+        generation,
+        at: std::time::Instant::now(),
+        target,
+        message: error.rejection_message(),
+    };
+    ctx.backoffs.rejected(key, rejection.clone());
+    Some(rejection)
 }
 
 /// Conditions beside the plan's, and whether a change to them is worth a
@@ -231,7 +334,7 @@ fn side_conditions(
 /// Writes the status subresource with server-side apply, only when it changed.
 async fn write_status(
     ctx: &Context,
-    cluster: &RayCluster,
+    cluster: &impl Resource<DynamicType = ()>,
     key: &str,
     previous: &RayClusterStatus,
     next: RayClusterStatus,
@@ -247,7 +350,8 @@ async fn write_status(
             next.phase.map_or("<none>", Phase::as_str)
         );
     }
-    let api: Api<RayCluster> =
+    // The wrapper: the answer is the object, which need not parse.
+    let api: Api<ClusterObject> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": "cluster.ray.io/v1",
@@ -261,7 +365,7 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(Error::Status)?;
+    .map_err(|source| Error::Status { source })?;
     ctx.expectations.wrote_status(key, next);
     Ok(())
 }
@@ -269,7 +373,7 @@ async fn write_status(
 /// Publishes a Kubernetes Event about the cluster; failing to is only logged.
 pub(crate) async fn publish(
     ctx: &Context,
-    cluster: &RayCluster,
+    cluster: &impl Resource<DynamicType = ()>,
     reason: &str,
     note: String,
     warning: bool,

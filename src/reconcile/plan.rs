@@ -152,6 +152,9 @@ pub struct PlanInput<'a> {
     /// period. Named, so a head that replaced it is not blamed.
     pub unreachable_head: Option<&'a str>,
     pub ray: RayCheck<'a>,
+    /// A pod type whose pods the API server rejected for this spec: no
+    /// worker of it is created (nor announced) until the spec changes.
+    pub held: Option<&'a str>,
 }
 
 /// Plans one reconcile; `new_suffix` gives the random part of new pod names.
@@ -459,7 +462,7 @@ fn plan_workers(
     out.delete.extend(stale.into_iter().cloned());
 
     let count = current.len() as i32;
-    if count < desired && head_running {
+    if count < desired && head_running && input.held != Some(pod_type.name.as_str()) {
         let names: Vec<String> = (count..desired)
             .map(|_| super::build::pod_name(input.cluster, pod_type, &new_suffix()))
             .collect();

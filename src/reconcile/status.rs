@@ -94,6 +94,18 @@ pub fn from_spec_error(
     generation: Option<i64>,
     now: Time,
 ) -> RayClusterStatus {
+    invalid(previous, "InvalidSpec", &error.to_string(), generation, now)
+}
+
+/// The status of a cluster that cannot be acted on for `reason` (the
+/// `Valid` condition's): `Error`; everything else as it was.
+pub fn invalid(
+    previous: &RayClusterStatus,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) -> RayClusterStatus {
     let mut status = previous.clone();
     status.phase = Some(Phase::Error);
     status.observed_generation = generation;
@@ -101,12 +113,30 @@ pub fn from_spec_error(
         &mut status.conditions,
         "Valid",
         "False",
-        "InvalidSpec",
-        &error.to_string(),
+        reason,
+        message,
         generation,
         &now,
     );
     status
+}
+
+/// The `Valid` reason of a cluster one of whose objects the API server rejected.
+pub const REJECTED: &str = "RejectedByApiServer";
+
+/// Marks a status whose cluster has an object the API server rejected as
+/// invalid: `Error`, with the API server's word in the `Valid` condition.
+pub fn rejected(status: &mut RayClusterStatus, message: &str, generation: Option<i64>, now: &Time) {
+    status.phase = Some(Phase::Error);
+    set_condition(
+        &mut status.conditions,
+        "Valid",
+        "False",
+        REJECTED,
+        message,
+        generation,
+        now,
+    );
 }
 
 /// Sets a condition, keeping its transition time while its value stays the same.

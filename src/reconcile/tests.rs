@@ -138,6 +138,7 @@ fn plan_with_ray(
 ) -> super::plan::PodPlan {
     let mut n = 0;
     let input = PlanInput {
+        held: None,
         cluster: c,
         pods,
         previous,
@@ -377,6 +378,29 @@ fn first_start_creates_the_head_then_the_minimum_workers() {
         ]
     );
     assert_eq!(p.phase, Some(Phase::Updating));
+}
+
+#[test]
+fn a_held_pod_type_gets_no_workers_nor_a_note_about_them() {
+    let c = cluster();
+    let running = [head_pod(&c, PodState::Running)];
+    let input = PlanInput {
+        held: Some("cpuWorker"),
+        cluster: &c,
+        pods: &running,
+        previous: &running_status(&c),
+        scaling: None,
+        unreachable_head: None,
+        ray: RayCheck::Off,
+    };
+    let p = plan(&input, &mut || "n".to_string());
+    assert!(p.create.is_empty(), "{:?}", p.create);
+    assert!(p.notes.iter().all(|n| n.reason != "CreatedWorkers"));
+    assert_eq!(
+        (p.pod_types[0].desired_workers, p.pod_types[0].ready_workers),
+        (2, 0),
+        "still wanted"
+    );
 }
 
 #[test]

@@ -53,7 +53,8 @@ pub struct Cluster {
 /// nothing), once per test process. For tests of what the operator writes.
 ///
 /// Its state dir is `$KWOK_CLUSTER_DIR` (default `<repo>/.cluster/kwok`), on
-/// ports from 26473, so no pod of these tests lands on a real node and an
+/// ports from `$KWOK_PORT_BASE` (default 26473; give a second checkout's
+/// private control plane another base), so no pod of these tests lands on a real node and an
 /// operator left running by `make demo` never sees them.
 pub fn shared() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -61,7 +62,8 @@ pub fn shared() -> &'static Cluster {
         let dir = std::env::var_os("KWOK_CLUSTER_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join(".cluster/kwok"));
-        up(dir, "kwok", "26473")
+        let port_base = std::env::var("KWOK_PORT_BASE").unwrap_or_else(|_| "26473".into());
+        up(dir, "kwok", &port_base)
     })
 }
 
