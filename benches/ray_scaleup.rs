@@ -14,7 +14,7 @@ mod support;
 use std::time::Duration;
 
 use support::real::{
-    Cleanup, FORM_TIMEOUT, eventually, helm_cmd, in_head, kubectl, ray_pods, try_kubectl, unique,
+    Cleanup, FORM_TIMEOUT, apply, eventually, in_head, namespace_with_operator, ray_pods,
     wait_phase,
 };
 
@@ -62,29 +62,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let mut cleanup = Cleanup::default();
-    let namespace = format!("bench-ray-{}", unique());
-    let release = format!("ray-operator-{}", unique());
-    cleanup.namespaces.push(namespace.clone());
-    cleanup.releases.push((release.clone(), namespace.clone()));
-    helm_cmd(&[
-        "-n",
-        &namespace,
-        "install",
-        &release,
-        "--create-namespace",
-        "--set",
-        "operatorOnly=true,namespacedOperator=true",
-        "./charts/ray",
-    ]);
-    kubectl(&[
-        "rollout",
-        "status",
-        "-n",
-        &namespace,
-        &format!("deployment/{release}"),
-        "--timeout=180s",
-    ]);
-    try_kubectl(&["apply", "-n", &namespace, "-f", "-"], CLUSTER).expect("apply the cluster");
+    let namespace = namespace_with_operator("bench-ray", &mut cleanup);
+    apply(&namespace, CLUSTER);
     wait_phase(&namespace, "scaleup", "Running", FORM_TIMEOUT);
     let mut seconds = Vec::new();
     for run in 1..=runs {

@@ -9,41 +9,10 @@ mod support;
 use std::time::Duration;
 
 use support::real::{
-    Cleanup, FORM_TIMEOUT, assert_tasks_run_on_workers, describe, eventually, formed, helm_cmd,
-    in_head, kubectl, ray_nodes, ray_pods, serial, status_field, try_kubectl, unique, wait_phase,
+    Cleanup, FORM_TIMEOUT, apply, assert_tasks_run_on_workers, describe, eventually, formed,
+    in_head, kubectl, namespace_with_operator, ray_nodes, ray_pods, serial, status_field,
+    try_kubectl, wait_phase,
 };
-
-/// A namespace with a namespaced operator from the chart, Ready.
-fn namespace_with_operator(test: &str, cleanup: &mut Cleanup) -> String {
-    let namespace = format!("{test}-{}", unique());
-    let release = format!("ray-operator-{}", unique());
-    cleanup.namespaces.push(namespace.clone());
-    cleanup.releases.push((release.clone(), namespace.clone()));
-    helm_cmd(&[
-        "-n",
-        &namespace,
-        "install",
-        &release,
-        "--create-namespace",
-        "--set",
-        "operatorOnly=true,namespacedOperator=true",
-        "./charts/ray",
-    ]);
-    kubectl(&[
-        "rollout",
-        "status",
-        "-n",
-        &namespace,
-        &format!("deployment/{release}"),
-        "--timeout=180s",
-    ]);
-    namespace
-}
-
-fn apply(namespace: &str, manifest: &str) {
-    try_kubectl(&["apply", "-n", namespace, "-f", "-"], manifest)
-        .unwrap_or_else(|e| panic!("kubectl apply in {namespace}: {e}"));
-}
 
 #[test]
 fn legacy_example_cluster_runs_as_it_is() {

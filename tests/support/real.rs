@@ -193,6 +193,39 @@ pub fn eventually<T>(
     }
 }
 
+/// A namespace with a namespaced operator from the chart, Ready.
+pub fn namespace_with_operator(test: &str, cleanup: &mut Cleanup) -> String {
+    let namespace = format!("{test}-{}", unique());
+    let release = format!("ray-operator-{}", unique());
+    cleanup.namespaces.push(namespace.clone());
+    cleanup.releases.push((release.clone(), namespace.clone()));
+    helm_cmd(&[
+        "-n",
+        &namespace,
+        "install",
+        &release,
+        "--create-namespace",
+        "--set",
+        "operatorOnly=true,namespacedOperator=true",
+        "./charts/ray",
+    ]);
+    kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        &namespace,
+        &format!("deployment/{release}"),
+        "--timeout=180s",
+    ]);
+    namespace
+}
+
+/// `kubectl apply -f -` of `manifest` in `namespace`.
+pub fn apply(namespace: &str, manifest: &str) {
+    try_kubectl(&["apply", "-n", namespace, "-f", "-"], manifest)
+        .unwrap_or_else(|e| panic!("kubectl apply in {namespace}: {e}"));
+}
+
 /// A RayCluster's status field (`phase`, `autoscalerRetries`, ...), or "".
 pub fn status_field(namespace: &str, cluster: &str, field: &str) -> String {
     try_kubectl(
