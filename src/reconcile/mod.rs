@@ -200,7 +200,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         }
     }
     for (type_, value, reason, message, warning) in
-        side_conditions(&validated, view.as_ref(), settings)
+        status::side_conditions(&validated, view.as_ref(), settings)
     {
         let changed = !previous
             .conditions
@@ -289,46 +289,6 @@ fn rejected(
     };
     ctx.backoffs.rejected(key, rejection.clone());
     Some(rejection)
-}
-
-/// Conditions beside the plan's, and whether a change to them is worth a
-/// Warning Event: `AutoscalerHealthy` from the autoscaler's last round, and
-/// `GcsAddressIgnored` when the spec names an address the operator will not dial.
-fn side_conditions(
-    cluster: &validate::ValidatedCluster,
-    view: Option<&crate::scaling::AutoscalerView>,
-    settings: &crate::autoscaling::Settings,
-) -> Vec<(&'static str, &'static str, &'static str, String, bool)> {
-    let mut out = Vec::new();
-    if let Some(view) = view {
-        if let Some(why) = &view.unsupported {
-            out.push((
-                "AutoscalerHealthy",
-                "False",
-                "UnsupportedRay",
-                why.clone(),
-                true,
-            ));
-        } else if settings.enabled && view.ray.is_some() {
-            let message = "the autoscaler reads the head's demand".to_string();
-            out.push(("AutoscalerHealthy", "True", "Running", message, false));
-        }
-    }
-    if let Some(address) = &cluster.gcs_address
-        && !settings.allow_gcs_address
-    {
-        let message = format!(
-            "spec.gcsAddress {address:?} is ignored: the operator dials only the head Service (it honours gcsAddress only when run with --allow-gcs-address)"
-        );
-        out.push((
-            "GcsAddressIgnored",
-            "True",
-            "GcsAddressIgnored",
-            message,
-            true,
-        ));
-    }
-    out
 }
 
 /// Writes the status subresource with server-side apply, only when it changed.

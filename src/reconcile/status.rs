@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::plan::PodPlan;
-use super::validate::SpecError;
+use super::validate::{SpecError, ValidatedCluster};
 use crate::api::{Phase, RayClusterStatus};
 
 /// The status after a reconcile that planned `plan`.
@@ -137,6 +137,46 @@ pub fn rejected(status: &mut RayClusterStatus, message: &str, generation: Option
         generation,
         now,
     );
+}
+
+/// Conditions beside the plan's, and whether a change to them is worth a
+/// Warning Event: `AutoscalerHealthy` from the autoscaler's last round, and
+/// `GcsAddressIgnored` when the spec names an address the operator will not dial.
+pub fn side_conditions(
+    cluster: &ValidatedCluster,
+    view: Option<&crate::scaling::AutoscalerView>,
+    settings: &crate::autoscaling::Settings,
+) -> Vec<(&'static str, &'static str, &'static str, String, bool)> {
+    let mut out = Vec::new();
+    if let Some(view) = view {
+        if let Some(why) = &view.unsupported {
+            out.push((
+                "AutoscalerHealthy",
+                "False",
+                "UnsupportedRay",
+                why.clone(),
+                true,
+            ));
+        } else if settings.enabled && view.ray.is_some() {
+            let message = "the autoscaler reads the head's demand".to_string();
+            out.push(("AutoscalerHealthy", "True", "Running", message, false));
+        }
+    }
+    if let Some(address) = &cluster.gcs_address
+        && !settings.allow_gcs_address
+    {
+        let message = format!(
+            "spec.gcsAddress {address:?} is ignored: the operator dials only the head Service (it honours gcsAddress only when run with --allow-gcs-address)"
+        );
+        out.push((
+            "GcsAddressIgnored",
+            "True",
+            "GcsAddressIgnored",
+            message,
+            true,
+        ));
+    }
+    out
 }
 
 /// Sets a condition, keeping its transition time while its value stays the same.
