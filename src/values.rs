@@ -88,6 +88,12 @@ pub struct Values {
     #[schemars(length(min = 1))]
     pub log_level: String,
 
+    /// Let a RayCluster's `spec.gcsAddress` choose where the operator dials
+    /// (the operator's `--allow-gcs-address`). For tests whose Ray runs
+    /// outside Kubernetes only: whoever may create a RayCluster could point
+    /// the operator, and the cluster's Ray token, anywhere.
+    pub allow_gcs_address: bool,
+
     /// Set by Helm for charts used as subcharts; not used by this chart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global: Option<serde_json::Map<String, serde_json::Value>>,

@@ -148,6 +148,9 @@ spec:
             - "8080"
             - --log-format
             - {{Values.logFormat}}
+            {{#if Values.allowGcsAddress}}
+            - --allow-gcs-address=true
+            {{/if}}
           env:
             - name: RUST_LOG
               value: {{quote Values.logLevel}}

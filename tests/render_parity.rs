@@ -219,6 +219,17 @@ fn include_crds() {
     assert_case("--include-crds");
 }
 
+/// `allowGcsAddress` turns on the operator's flag, and only then.
+#[test]
+fn allow_gcs_address() {
+    assert_case("allowGcsAddress");
+    let flag = "--allow-gcs-address=true";
+    let allowed = support::operator::render(&["release-name", "--set", "allowGcsAddress=true"]);
+    assert_eq!(allowed.matches(flag).count(), 1, "{allowed}");
+    let default = support::operator::render(&["release-name"]);
+    assert!(!default.contains("allow-gcs-address"), "{default}");
+}
+
 /// Both must fail; render names the problem on stderr and prints nothing.
 fn assert_both_fail(name: &str, args: &[&str], expect: &[&str]) {
     assert_both_fail_in(name, args, expect, &[]);

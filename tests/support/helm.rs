@@ -216,6 +216,11 @@ pub const CASES: &[Case] = &[
         ..case("release name", "my-ray.v2", &[])
     },
     case("--include-crds", "release-name", &["--include-crds"]),
+    case(
+        "allowGcsAddress",
+        "release-name",
+        &["--set", "allowGcsAddress=true"],
+    ),
 ];
 
 /// The case named `name`; panics if there is none.

@@ -144,6 +144,9 @@ spec:
             - "8080"
             - --log-format
             - {{ $root.Values.logFormat }}
+            {{- if $root.Values.allowGcsAddress }}
+            - --allow-gcs-address=true
+            {{- end }}
           env:
             - name: RUST_LOG
               value: {{ $root.Values.logLevel | quote }}
