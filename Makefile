@@ -57,8 +57,10 @@ cluster-up:
 cluster-up-kwok: k8s-bins
 	CLUSTER_NODES=kwok CLUSTER_DIR=$(KWOK_CLUSTER_DIR) CLUSTER_PORT_BASE=26473 hack/cluster-up.sh
 
-# Stop both profiles (kwok first), each by PID, and undo what the real nodes did to the machine.
+# Stop both profiles (kwok first, and any test's private kwok control plane .cluster/kwok-*), each
+# by PID, and undo what the real nodes did to the machine.
 cluster-down:
+	for dir in .cluster/kwok-*/; do if [ -d "$$dir" ]; then CLUSTER_DIR=$$dir hack/cluster-down.sh; fi; done
 	CLUSTER_DIR=$(KWOK_CLUSTER_DIR) hack/cluster-down.sh
 	hack/cluster-down.sh
 # --- end local control plane ---

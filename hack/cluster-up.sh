@@ -22,6 +22,10 @@
 #                      controller-manager, scheduler, kwok; real nodes use base+10..22
 #                      (hack/node-env.sh). Use another base for a second (kwok) cluster.
 #   CLUSTER_TIMEOUT    seconds to wait for each readiness step (default 90)
+#   NODE_MONITOR_GRACE_PERIOD  how long nodes may go without a heartbeat before the controller
+#                      manager calls them NotReady and marks their pods not Ready (its default,
+#                      50s, unless set). kwok never re-reports a readiness taken away, so a test
+#                      that stops the API server longer than that sets it higher.
 # kwok only:
 #   KWOK_GPU_NODES     number of GPU nodes kwok-gpu-<i> (default 3)
 #   KWOK_CPU_NODES     number of CPU-only nodes kwok-cpu-<i> (default 1)
@@ -190,7 +194,8 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
   --controllers='*' --use-service-account-credentials=true \
   --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
   --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-  --cert-dir="$CLUSTER_DIR/pki/kcm-generated" --v=1
+  --cert-dir="$CLUSTER_DIR/pki/kcm-generated" --v=1 \
+  ${NODE_MONITOR_GRACE_PERIOD:+--node-monitor-grace-period="$NODE_MONITOR_GRACE_PERIOD"}
 SCHED_CFG=$CLUSTER_DIR/scheduler.kubeconfig
 start kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$SCHED_CFG" --authentication-kubeconfig="$SCHED_CFG" --authorization-kubeconfig="$SCHED_CFG" \

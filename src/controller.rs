@@ -62,14 +62,64 @@ pub struct Context {
     pub expectations: Expectations,
     /// Per cluster: transient failures in a row, and what the API server rejected.
     pub backoffs: Backoffs,
-    pub metrics: Metrics,
+    /// The process's counters (they outlive a term).
+    pub metrics: Arc<Metrics>,
     pub scope: Scope,
     pub board: Board,
     pub autoscalers: crate::autoscaling::Autoscalers,
-    pub ready: AtomicBool,
+    /// Turns true once the cluster, pod and Service caches hold their first
+    /// full lists: a plan made before would take pods not yet listed for
+    /// gone (and restart a healthy head).
+    caches_synced: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The writing halves of a term's caches and the Board's scale requests,
+/// which the term's watches and controller loop consume.
+struct Feeds {
+    clusters: reflector::store::Writer<ClusterObject>,
+    pods: reflector::store::Writer<CachedPod>,
+    services: reflector::store::Writer<PartialObjectMeta<Service>>,
+    scale_requests: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<ClusterObject>>,
+    caches_synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Context {
+    /// A term's Context: empty caches, no expectation, no backoff.
+    fn new(client: &Client, settings: &Settings, metrics: Arc<Metrics>) -> (Context, Feeds) {
+        let scope = match &settings.namespace {
+            Some(ns) => Scope::Namespace(ns.clone()),
+            None => Scope::all_namespaces(client.clone()),
+        };
+        let (clusters, cluster_writer) = reflector::store();
+        let (pods, pod_writer) = reflector::store();
+        let (services, service_writer) = reflector::store();
+        let (board, scale_requests) = Board::new();
+        let (synced_tx, caches_synced) = tokio::sync::watch::channel(false);
+        let ctx = Context {
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), labels::FIELD_MANAGER, &settings.identity),
+            pods,
+            services,
+            clusters,
+            writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
+            expectations: Expectations::default(),
+            backoffs: Backoffs::default(),
+            metrics,
+            scope,
+            board,
+            autoscalers: crate::autoscaling::Autoscalers::new(settings.autoscaler.clone()),
+            caches_synced,
+        };
+        let feeds = Feeds {
+            clusters: cluster_writer,
+            pods: pod_writer,
+            services: service_writer,
+            scale_requests,
+            caches_synced: synced_tx,
+        };
+        (ctx, feeds)
+    }
+
     /// A permit for one write to the API server (a pod, Service, status or
     /// Event), from the bound over all clusters; hold it for that one request.
     pub async fn write_permit(&self) -> tokio::sync::SemaphorePermit<'_> {
@@ -77,6 +127,17 @@ impl Context {
             .acquire()
             .await
             .expect("the write semaphore is never closed")
+    }
+
+    /// Whether the caches hold their first full lists, waiting up to `wait`.
+    /// Bounded, so a reconcile never holds the term open while the API
+    /// server is away (a term must end as soon as its Lease is lost).
+    async fn caches_synced(&self, wait: Duration) -> bool {
+        let mut synced = self.caches_synced.clone();
+        matches!(
+            tokio::time::timeout(wait, synced.wait_for(|synced| *synced)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Forgets what the operator keeps of a cluster (by key, its UID): it is
@@ -131,17 +192,31 @@ impl Context {
     }
 }
 
-impl crate::http::Health for Context {
+/// What outlives one term of leadership: the counters and the readiness the
+/// health endpoint serves, and the [`Context`] of the term that runs now.
+#[derive(Default)]
+struct Process {
+    metrics: Arc<Metrics>,
+    /// Caches synced, or standing by for the Lease.
+    ready: AtomicBool,
+    term: std::sync::Mutex<Option<Arc<Context>>>,
+}
+
+impl crate::http::Health for Process {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
 
     fn metrics(&self) -> String {
-        self.metrics.render(
-            self.clusters.state().len(),
-            self.pods.state().len(),
-            &self.tracked(),
-        )
+        let term = self.term.lock().expect("term lock").clone();
+        match term {
+            Some(ctx) => self.metrics.render(
+                ctx.clusters.state().len(),
+                ctx.pods.state().len(),
+                &ctx.tracked(),
+            ),
+            None => self.metrics.render(0, 0, &[]),
+        }
     }
 }
 
@@ -171,71 +246,111 @@ where
     }
 }
 
-/// Runs the operator until SIGTERM/SIGINT, or until the leader Lease is lost.
+/// Runs the operator until SIGTERM/SIGINT. With leader election it acts
+/// only while it holds the Lease: when the Lease is lost (another replica
+/// took it, or the API server was out of reach for longer than the Lease
+/// lasts) it stops acting, forgets what it kept, and stands by to lead again,
+/// without leaving the process.
 pub async fn run(
     client: Client,
     settings: Settings,
     health_listener: Option<tokio::net::TcpListener>,
 ) -> Result<(), String> {
-    let scope = match &settings.namespace {
-        Some(ns) => Scope::Namespace(ns.clone()),
-        None => Scope::all_namespaces(client.clone()),
-    };
-    let namespace = settings.namespace.as_deref();
-    let (clusters, cluster_writer) = reflector::store();
-    let (pods, pod_writer) = reflector::store();
-    let (services, service_writer) = reflector::store();
-    let (board, scale_requests) = Board::new();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), labels::FIELD_MANAGER, &settings.identity),
-        pods: pods.clone(),
-        services,
-        clusters: clusters.clone(),
-        writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
-        expectations: Expectations::default(),
-        backoffs: Backoffs::default(),
-        metrics: Metrics::default(),
-        scope,
-        board,
-        autoscalers: crate::autoscaling::Autoscalers::new(settings.autoscaler.clone()),
-        ready: AtomicBool::new(false),
-    });
+    let process = Arc::new(Process::default());
     if let Some(listener) = health_listener {
-        tokio::spawn(crate::http::serve(listener, ctx.clone()));
+        tokio::spawn(crate::http::serve(listener, process.clone()));
     }
-    let trim_ctx = ctx.clone();
+    let metrics = process.metrics.clone();
     tokio::spawn(crate::memory::return_freed_memory(move || {
-        trim_ctx.metrics.reconciles()
+        metrics.reconciles()
     }));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        terminate_signal().await;
+        let _ = stop_tx.send(true);
+    });
 
-    let mut lost = None;
-    if settings.leader_elect {
-        // A replica standing by is healthy: it is Ready (so a rollout beside
-        // a leader completes) and acts on nothing until it holds the Lease.
-        ctx.ready.store(true, Ordering::Relaxed);
-        let (lease_ns, lease_name) = match namespace {
-            Some(ns) => (ns.to_string(), lease::NAMESPACED_LEASE),
-            None => (
-                settings.lease_namespace.clone(),
-                lease::CLUSTER_SCOPED_LEASE,
-            ),
+    loop {
+        let lost = if settings.leader_elect {
+            // A replica standing by is healthy: it is Ready (so a rollout
+            // beside a leader completes) and acts on nothing until it holds
+            // the Lease.
+            process.ready.store(true, Ordering::Relaxed);
+            let mut stopped = stop.clone();
+            let lost = tokio::select! {
+                lost = lead(&client, &settings) => lost,
+                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            };
+            process.ready.store(false, Ordering::Relaxed);
+            Some(lost)
+        } else {
+            None
         };
-        lost = Some(
-            lease::lead(
-                Api::<Lease>::namespaced(client.clone(), &lease_ns),
-                lease_name,
-                &settings.identity,
-            )
-            .await,
-        );
-        ctx.ready.store(false, Ordering::Relaxed);
+        let (ctx, feeds) = Context::new(&client, &settings, process.metrics.clone());
+        let ctx = Arc::new(ctx);
+        *process.term.lock().expect("term lock") = Some(ctx.clone());
+        act(
+            &client,
+            &settings,
+            ctx.clone(),
+            feeds,
+            &process,
+            lost,
+            stop.clone(),
+        )
+        .await;
+        // The term's tasks hold its Context; stop them before it is dropped.
+        ctx.autoscalers.retain(|_| false);
+        *process.term.lock().expect("term lock") = None;
+        if *stop.borrow() {
+            tracing::info!("shutting down");
+            return Ok(());
+        }
+        tracing::warn!("stopped acting; standing by to hold the leader Lease again");
     }
+}
 
+/// Waits until this replica holds its leader Lease; the receiver turns true
+/// when it is lost.
+async fn lead(client: &Client, settings: &Settings) -> tokio::sync::watch::Receiver<bool> {
+    let (lease_ns, lease_name) = match &settings.namespace {
+        Some(ns) => (ns.clone(), lease::NAMESPACED_LEASE),
+        None => (
+            settings.lease_namespace.clone(),
+            lease::CLUSTER_SCOPED_LEASE,
+        ),
+    };
+    lease::lead(
+        Api::<Lease>::namespaced(client.clone(), &lease_ns),
+        lease_name,
+        &settings.identity,
+    )
+    .await
+}
+
+/// One term: watches and the controller loop, until SIGTERM/SIGINT (`stop`)
+/// or until the leader Lease is `lost`.
+async fn act(
+    client: &Client,
+    settings: &Settings,
+    ctx: Arc<Context>,
+    feeds: Feeds,
+    process: &Arc<Process>,
+    lost: Option<tokio::sync::watch::Receiver<bool>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let namespace = settings.namespace.as_deref();
+    let Feeds {
+        clusters: cluster_writer,
+        pods: pod_writer,
+        services: service_writer,
+        scale_requests,
+        caches_synced,
+    } = feeds;
     let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);
     let watch_ctx = ctx.clone();
     let cluster_stream = watcher(
-        api_in::<ClusterObject>(&client, namespace),
+        api_in::<ClusterObject>(client, namespace),
         watcher::Config::default(),
     )
     .default_backoff()
@@ -249,13 +364,13 @@ pub async fn run(
     .reflect(cluster_writer)
     .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
-    let pod_stream = watcher(api_in::<CachedPod>(&client, namespace), selector.clone())
+    let pod_stream = watcher(api_in::<CachedPod>(client, namespace), selector.clone())
         .default_backoff()
         .modify(strip_pod)
         .reflect(pod_writer)
         .touched_objects();
     let service_stream = watcher(
-        api_in::<PartialObjectMeta<Service>>(&client, namespace),
+        api_in::<PartialObjectMeta<Service>>(client, namespace),
         selector,
     )
     .default_backoff()
@@ -266,12 +381,15 @@ pub async fn run(
     .reflect(service_writer)
     .touched_objects();
 
-    let ready_ctx = ctx.clone();
-    let (cluster_reader, pod_reader) = (clusters.clone(), pods.clone());
-    tokio::spawn(async move {
+    let (cluster_reader, pod_reader, service_reader) =
+        (ctx.clusters.clone(), ctx.pods.clone(), ctx.services.clone());
+    let ready_process = process.clone();
+    let became_ready = tokio::spawn(async move {
         synced(&cluster_reader).await;
         synced(&pod_reader).await;
-        ready_ctx.ready.store(true, Ordering::Relaxed);
+        synced(&service_reader).await;
+        let _ = caches_synced.send(true);
+        ready_process.ready.store(true, Ordering::Relaxed);
         tracing::info!("caches synced; reconciling");
     });
 
@@ -285,7 +403,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            _ = terminate_signal() => tracing::info!("shutting down"),
+            _ = stop.wait_for(|stop| *stop) => {},
             _ = lost_lease => tracing::error!("leader Lease lost: stopping"),
         }
     };
@@ -295,16 +413,16 @@ pub async fn run(
         env!("CARGO_PKG_VERSION"),
         namespace.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"))
     );
-    Controller::for_stream(cluster_stream, clusters)
+    Controller::for_stream(cluster_stream, ctx.clusters.clone())
         .owns_stream(pod_stream)
         .owns_stream(service_stream)
         .reconcile_on(scale_requests)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(timed_reconcile, error_policy, ctx.clone())
+        .run(timed_reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
-    Ok(())
+    became_ready.abort();
 }
 
 /// Waits until a store has its first full list. `Store::wait_until_ready`
@@ -336,6 +454,9 @@ async fn terminate_signal() {
 }
 
 async fn timed_reconcile(object: Arc<ClusterObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.caches_synced(Duration::from_secs(1)).await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let start = Instant::now();
     let key = reconcile::cluster_key(object.as_ref());
     let result = match &object.0 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kube::api::Api;
 use ray_operator::api::{ClusterObject, Phase};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, private_kwok, shared};
 use support::eventually;
 use support::operator::{Operator, events, kubectl, render};
 
@@ -37,19 +37,6 @@ spec:
           x-kubernetes-preserve-unknown-fields: true
 "#;
 
-fn use_the_private_control_plane() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::var_os("KWOK_BAD_CLUSTER_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join(".cluster/kwok-bad"));
-    let port_base = std::env::var("KWOK_BAD_PORT_BASE").unwrap_or_else(|_| "26513".into());
-    // SAFETY: the only test of this binary sets these before any thread reads them.
-    unsafe {
-        std::env::set_var("KWOK_CLUSTER_DIR", dir);
-        std::env::set_var("KWOK_PORT_BASE", port_base);
-    }
-}
-
 /// Status phase and `Valid` condition of a cluster, read through the wrapper
 /// (the bad object does not parse as a RayCluster).
 async fn phase_and_valid(
@@ -72,7 +59,7 @@ async fn phase_and_valid(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_that_does_not_fit_is_reported_and_the_others_run() {
-    use_the_private_control_plane();
+    let _plane = private_kwok("kwok-bad", "KWOK_BAD", 26513);
     shared();
     kubectl(&["apply", "-f", "-"], PERMISSIVE_CRD);
     kubectl(

@@ -67,6 +67,47 @@ pub fn shared() -> &'static Cluster {
     })
 }
 
+/// Makes [`shared()`] a kwok control plane of this test binary's own, for a
+/// test that changes what every other test would see (a permissive CRD, the
+/// API server stopped): state dir `$<env>_CLUSTER_DIR` (default
+/// `<repo>/.cluster/<name>`), ports from `$<env>_PORT_BASE` (default
+/// `port_base`). Call it before anything else of the binary; it is stopped
+/// when the returned guard drops.
+pub fn private_kwok(name: &str, env: &str, port_base: u16) -> PrivateKwok {
+    let dir = std::env::var_os(format!("{env}_CLUSTER_DIR"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cluster").join(name));
+    let port_base = std::env::var(format!("{env}_PORT_BASE")).unwrap_or(port_base.to_string());
+    // SAFETY: the binary's only test calls this before any thread reads the environment.
+    unsafe {
+        std::env::set_var("KWOK_CLUSTER_DIR", &dir);
+        std::env::set_var("KWOK_PORT_BASE", port_base);
+    }
+    PrivateKwok { dir }
+}
+
+/// A private kwok control plane ([`private_kwok`]), stopped (by PID) on drop
+/// so it does not load the machine while later test binaries run; left
+/// running for inspection when the test failed.
+pub struct PrivateKwok {
+    pub dir: PathBuf,
+}
+
+impl Drop for PrivateKwok {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "the control plane in {0} is left running for inspection; stop it with: CLUSTER_DIR={0} hack/cluster-down.sh",
+                self.dir.display()
+            );
+            return;
+        }
+        let _ = Command::new(repo().join("hack/cluster-down.sh"))
+            .env("CLUSTER_DIR", &self.dir)
+            .output();
+    }
+}
+
 /// The control plane with real nodes (kubelet, containerd, CNI, CoreDNS):
 /// pods run real containers. State dir `$CLUSTER_DIR` (default `<repo>/.cluster`).
 pub fn real() -> &'static Cluster {

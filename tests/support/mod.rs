@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod cluster;
 pub mod helm;
+pub mod kwok_clusters;
 pub mod operator;
 pub mod ray;
 pub mod real;

@@ -183,6 +183,13 @@ impl Operator {
         }
     }
 
+    /// The process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("wait on the operator").is_none())
+    }
+
     /// Starts the operator again with the same flags and identity.
     pub fn restart(&mut self) {
         self.kill();
