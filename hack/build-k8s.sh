@@ -71,6 +71,10 @@ $out"
 }
 
 mkdir -p "$BIN_DIR"
+# One build at a time per cache (two test binaries, or a helper checkout, may call this at once):
+# a second caller waits here, then finds the binaries stamped.
+exec 7>"$CACHE_DIR/build.lock"
+flock 7
 START=$SECONDS
 
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)

@@ -87,6 +87,10 @@ gobuild() {
 }
 
 mkdir -p "$BIN_DIR" "$CACHE_DIR/images"
+# One build at a time per cache (two test binaries, or a helper checkout, may call this at once):
+# a second caller waits here, then finds the binaries stamped.
+exec 7>"$CACHE_DIR/build.lock"
+flock 7
 START=$SECONDS
 
 # --- Debian packages (a fresh CI machine has none of them) ----------------------------------------
