@@ -12,7 +12,7 @@ use kube::api::Api;
 use ray_operator::api::{ClusterObject, Phase};
 use support::cluster::{TestNamespace, private_kwok, shared};
 use support::eventually;
-use support::operator::{Operator, events, kubectl, render};
+use support::operator::{Operator, events, kubectl, render, wait_for_crd};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -62,15 +62,7 @@ async fn an_object_that_does_not_fit_is_reported_and_the_others_run() {
     let _plane = private_kwok("kwok-bad", "KWOK_BAD", 26513);
     shared();
     kubectl(&["apply", "-f", "-"], PERMISSIVE_CRD);
-    kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/rayclusters.cluster.ray.io",
-            "--timeout=30s",
-        ],
-        "",
-    );
+    wait_for_crd();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "bad-object").await;
     let _operator = Operator::start("op", &ns.name, true, &[]).await;

@@ -13,7 +13,9 @@ use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
 use support::cluster::{TestNamespace, shared};
 use support::eventually;
-use support::kwok_clusters::{WAIT, create_cluster, edit_spec, names_of, pods, running, status};
+use support::kwok_clusters::{
+    WAIT, create_cluster, edit_spec, live_pods, names_of, pods, running, status,
+};
 use support::operator::{Operator, events, install_crd, kubectl, render};
 use tokio::sync::RwLock;
 
@@ -259,15 +261,7 @@ async fn a_crashed_operator_leaves_no_duplicates_or_orphans() {
         running(&client, &ns.name, name, 3).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let all: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    let live: Vec<Pod> = all
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect();
+    let live = live_pods(&client, &ns.name, "").await;
     assert_eq!(
         live.len(),
         12,

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use serde::Deserialize;
 use serde_json::Value;
-use support::helm::{case_named, helm};
+use support::helm::{CASES, Case, helm};
 
 const RENDER: &str = env!("CARGO_BIN_EXE_ray-operator");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -60,9 +60,8 @@ fn objects(stream: &[u8], who: &str) -> BTreeMap<String, Value> {
     out
 }
 
-/// [`assert_parity`] on the case of the shared matrix (tests/support/helm.rs) named `name`.
-fn assert_case(name: &str) {
-    let case = case_named(name);
+/// [`assert_parity`] on a case of the shared matrix (tests/support/helm.rs).
+fn assert_case(case: &Case) {
     let args = case.args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_parity(case.name, case.release, &args);
@@ -96,60 +95,36 @@ fn assert_parity(name: &str, release: &str, args: &[&str]) {
     }
 }
 
+/// Every case of the shared matrix (tests/support/helm.rs), so a new case
+/// gets its parity check without new code. The cases run on threads of
+/// their own, and every failing case is reported, not only the first.
 #[test]
-fn defaults() {
-    assert_case("defaults");
-}
-
-#[test]
-fn operator_only() {
-    assert_case("operatorOnly");
-}
-
-#[test]
-fn cluster_only() {
-    assert_case("clusterOnly");
-}
-
-#[test]
-fn namespaced_operator() {
-    assert_case("namespacedOperator");
-    assert_case("namespaced operator only");
-}
-
-#[test]
-fn operator_namespace() {
-    assert_case("operatorNamespace");
-}
-
-#[test]
-fn three_worker_types_file() {
-    assert_case("three worker types");
-}
-
-#[test]
-fn cpu_gpu_spelling() {
-    assert_case("CPU/GPU spelling");
-}
-
-#[test]
-fn set_nested_lists_and_strings() {
-    assert_case("--set");
-}
-
-#[test]
-fn set_string() {
-    assert_case("--set-string");
-}
-
-#[test]
-fn numbers_from_set() {
-    assert_case("--set numCPU=0.5");
-    assert_case("--set upscalingSpeed=2.5");
-    assert_case("--set minWorkers=1");
-    assert_case("--set-string maxWorkers=3");
-    assert_case("--set-string rayResources");
-    assert_case("numbers as strings");
+fn every_case_of_the_matrix() {
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = CASES
+            .iter()
+            .map(|case| {
+                scope.spawn(move || {
+                    std::panic::catch_unwind(|| assert_case(case)).map_err(|panic| {
+                        panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .unwrap_or_else(|| format!("{}: panicked", case.name))
+                    })
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|run| run.join().expect("a case thread").err())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// A number given as a string reaches the RayCluster as a number, in both.
@@ -203,26 +178,9 @@ fn numbers_from_strings_are_numbers() {
     }
 }
 
-#[test]
-fn legacy_values_file() {
-    assert_case("legacy values");
-}
-
-#[test]
-fn other_namespace_and_release_name() {
-    assert_case("namespace");
-    assert_case("release name");
-}
-
-#[test]
-fn include_crds() {
-    assert_case("--include-crds");
-}
-
 /// `allowGcsAddress` turns on the operator's flag, and only then.
 #[test]
 fn allow_gcs_address() {
-    assert_case("allowGcsAddress");
     let flag = "--allow-gcs-address=true";
     let allowed = support::operator::render(&["release-name", "--set", "allowGcsAddress=true"]);
     assert_eq!(allowed.matches(flag).count(), 1, "{allowed}");

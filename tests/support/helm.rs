@@ -222,11 +222,3 @@ pub const CASES: &[Case] = &[
         &["--set", "allowGcsAddress=true"],
     ),
 ];
-
-/// The case named `name`; panics if there is none.
-pub fn case_named(name: &str) -> &'static Case {
-    CASES
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no render case named {name:?}"))
-}

@@ -25,9 +25,15 @@ pub fn create_cluster(name: &str, namespace: &str, sets: &[&str]) {
 
 /// Live (not terminating) pods of a cluster, sorted by name.
 pub async fn pods(client: &Client, ns: &str, cluster: &str) -> Vec<Pod> {
+    live_pods(client, ns, &format!("ray-cluster-name={cluster}")).await
+}
+
+/// Live (not terminating) pods matching a label selector (every pod when
+/// empty), sorted by name.
+pub async fn live_pods(client: &Client, ns: &str, selector: &str) -> Vec<Pod> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let mut pods: Vec<Pod> = api
-        .list(&ListParams::default().labels(&format!("ray-cluster-name={cluster}")))
+        .list(&ListParams::default().labels(selector))
         .await
         .unwrap()
         .items

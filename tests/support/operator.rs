@@ -68,6 +68,11 @@ pub fn install_crd() {
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
         &crd,
     );
+    wait_for_crd();
+}
+
+/// Waits until the RayCluster CRD is served.
+pub fn wait_for_crd() {
     kubectl(
         &[
             "wait",
