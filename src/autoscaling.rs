@@ -165,7 +165,7 @@ impl Round {
     async fn step(&mut self, ctx: &Arc<Context>, cluster: &RayCluster) -> Result<(), String> {
         let validated = validate::validate(cluster).map_err(|e| e.to_string())?;
         let config = AutoscalerConfig::from_spec(&cluster.spec).map_err(|e| e.to_string())?;
-        let pods = cluster_pods(&ctx.pods, &self.namespace, &self.name);
+        let pods = cluster_pods(&ctx.pods, &ctx.pod_index, &self.namespace, &self.name);
         let head = pods
             .iter()
             .find(|p| p.kind == NodeKind::Head && p.state == PodState::Running && !p.terminating);

@@ -53,6 +53,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub pods: Store<CachedPod>,
+    /// The cached pods' names by cluster (kept by the pod watch).
+    pub pod_index: crate::pod_index::PodIndex,
     /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
     pub services: Store<PartialObjectMeta<Service>>,
     /// Every RayCluster object, parsed or not (see [`ClusterObject`]).
@@ -99,6 +101,7 @@ impl Context {
             client: client.clone(),
             recorder: Recorder::new(client.clone(), labels::FIELD_MANAGER, &settings.identity),
             pods,
+            pod_index: Default::default(),
             services,
             clusters,
             writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
@@ -364,10 +367,16 @@ async fn act(
     .reflect(cluster_writer)
     .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
+    let index_ctx = ctx.clone();
     let pod_stream = watcher(api_in::<CachedPod>(client, namespace), selector.clone())
         .default_backoff()
         .modify(strip_pod)
         .reflect(pod_writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                index_ctx.pod_index.observe(event);
+            }
+        })
         .touched_objects();
     let service_stream = watcher(
         api_in::<PartialObjectMeta<Service>>(client, namespace),

@@ -14,6 +14,7 @@ pub mod lease;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod pod_index;
 pub mod reconcile;
 pub mod render;
 pub mod scaling;

@@ -22,13 +22,14 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ClusterObject, InvalidCluster, Phase, RayCluster, RayClusterStatus};
 use crate::cached_pod::CachedPod;
 use crate::controller::Context;
 use crate::labels::{self, FIELD_MANAGER};
+use crate::pod_index::PodIndex;
 use plan::{ObservedPod, PlanInput, RayCheck};
 
 use backoff::{Rejection, Target};
@@ -48,12 +49,17 @@ pub fn cluster_key(cluster: &impl Resource) -> String {
 }
 
 /// The pods of a cluster in the operator's cache.
-pub fn cluster_pods(pods: &Store<CachedPod>, namespace: &str, name: &str) -> Vec<ObservedPod> {
-    pods.state()
+pub fn cluster_pods(
+    pods: &Store<CachedPod>,
+    index: &PodIndex,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObservedPod> {
+    index
+        .names(namespace, name)
         .iter()
-        .filter(|pod| pod.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|pod| pod.labels().get(labels::CLUSTER_NAME).map(String::as_str) == Some(name))
-        .filter_map(|pod| ObservedPod::from_pod(pod))
+        .filter_map(|pod| pods.get(&ObjectRef::new(pod).within(namespace)))
+        .filter_map(|pod| ObservedPod::from_pod(&pod))
         .collect()
 }
 
@@ -92,9 +98,10 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         }
     };
 
-    let pods = ctx
-        .expectations
-        .view(&key, cluster_pods(&ctx.pods, &namespace, &name));
+    let pods = ctx.expectations.view(
+        &key,
+        cluster_pods(&ctx.pods, &ctx.pod_index, &namespace, &name),
+    );
     let view = ctx.board.view(&key);
     let settings = &ctx.autoscalers.settings;
     let ray = match view.as_ref().and_then(|v| v.ray.as_ref()) {
