@@ -113,7 +113,14 @@ struct Round {
     last_decision: Option<(String, String)>,
     last_error: Option<String>,
     report_version: i64,
+    /// The spec generation last checked, with what checking it gave: a
+    /// round re-validates and re-parses the pod configs only when the spec
+    /// changes, not every second of every cluster.
+    checked: Option<(Option<i64>, Checked)>,
 }
+
+/// A spec the round can act on: validated, and its autoscaling part.
+type Checked = Arc<(validate::ValidatedCluster, AutoscalerConfig)>;
 
 async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Context>) {
     let namespace = reference.namespace.clone().unwrap_or_default();
@@ -130,6 +137,7 @@ async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<
         last_decision: None,
         last_error: None,
         report_version: 0,
+        checked: None,
     };
     let mut ticker = tokio::time::interval(ctx.autoscalers.settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,10 +169,27 @@ async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<
 }
 
 impl Round {
-    /// One read-plan-act round. An `Err` is a reason to skip the round.
-    async fn step(&mut self, ctx: &Arc<Context>, cluster: &RayCluster) -> Result<(), String> {
+    /// The cluster's spec checked, from the last round when its generation
+    /// has not changed. A spec that fails is checked again next round (the
+    /// reconciler reports it).
+    fn checked(&mut self, cluster: &RayCluster) -> Result<Checked, String> {
+        let generation = cluster.metadata.generation;
+        if let Some((seen, checked)) = &self.checked
+            && *seen == generation
+        {
+            return Ok(checked.clone());
+        }
         let validated = validate::validate(cluster).map_err(|e| e.to_string())?;
         let config = AutoscalerConfig::from_spec(&cluster.spec).map_err(|e| e.to_string())?;
+        let checked = Arc::new((validated, config));
+        self.checked = Some((generation, checked.clone()));
+        Ok(checked)
+    }
+
+    /// One read-plan-act round. An `Err` is a reason to skip the round.
+    async fn step(&mut self, ctx: &Arc<Context>, cluster: &RayCluster) -> Result<(), String> {
+        let checked = self.checked(cluster)?;
+        let (validated, config) = (&checked.0, &checked.1);
         let pods = cluster_pods(&ctx.pods, &ctx.pod_index, &self.namespace, &self.name);
         let head = pods
             .iter()
@@ -180,7 +205,7 @@ impl Round {
         }
         let address = match validated.gcs_address.clone() {
             Some(address) if ctx.autoscalers.settings.allow_gcs_address => address,
-            _ => format!("{}:{GCS_PORT}", head_address(&validated)),
+            _ => format!("{}:{GCS_PORT}", head_address(validated)),
         };
         let client = self
             .client(ctx, &address, validated.auth_token_secret.as_deref())
@@ -251,7 +276,7 @@ impl Round {
                 ready: p.ready,
             })
             .collect();
-        let plan = planner::plan(&config, &workers, &state);
+        let plan = planner::plan(config, &workers, &state);
         let scaling = self.drain(&client, &plan).await;
         self.report(ctx, cluster, &plan, &state, &pods).await;
         if quiet(&plan, &state, &workers) {
