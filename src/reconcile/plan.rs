@@ -166,7 +166,9 @@ pub fn plan(input: &PlanInput, new_suffix: &mut dyn FnMut() -> String) -> PodPla
     };
     let live: Vec<&ObservedPod> = input.pods.iter().filter(|p| !p.terminating).collect();
 
-    let (head, head_restarted) = plan_head(input, &live, &mut out, new_suffix);
+    let decision = plan_head(input, &live, &mut out, new_suffix);
+    let head = decision.kept();
+    let head_restarted = decision == HeadDecision::Restart;
     let head_running = head.is_some_and(|h| h.state == PodState::Running);
     let desired = desired_workers(cluster, input.scaling);
     let mut settled = true;
@@ -291,14 +293,33 @@ fn note(reason: &'static str, message: String) -> Note {
     }
 }
 
-/// Keeps exactly one current head. Returns the head that stays (if any) and
-/// whether the Ray cluster restarts in this round (its workers go with it).
+/// What a round does with the head.
+#[derive(Debug, PartialEq)]
+enum HeadDecision<'a> {
+    /// This head stays.
+    Keep(&'a ObservedPod),
+    /// A first head is created: nothing runs yet, so nothing restarts.
+    Create,
+    /// A new head replaces the Ray cluster: its workers go with the old one.
+    Restart,
+}
+
+impl<'a> HeadDecision<'a> {
+    fn kept(&self) -> Option<&'a ObservedPod> {
+        match self {
+            HeadDecision::Keep(head) => Some(head),
+            HeadDecision::Create | HeadDecision::Restart => None,
+        }
+    }
+}
+
+/// Keeps exactly one current head.
 fn plan_head<'a>(
     input: &PlanInput,
     live: &[&'a ObservedPod],
     out: &mut PodPlan,
     new_suffix: &mut dyn FnMut() -> String,
-) -> (Option<&'a ObservedPod>, bool) {
+) -> HeadDecision<'a> {
     let cluster = input.cluster;
     let wanted = &cluster.head.launch_hash;
     let mut heads: Vec<&ObservedPod> = live
@@ -328,20 +349,19 @@ fn plan_head<'a>(
 
     let had_head = input.previous.head_launch_config.is_some();
     let reason = match keep {
-        Some(h) if &h.launch_hash != wanted => Some(Restart::ConfigChanged),
+        Some(h) if &h.launch_hash != wanted => Restart::ConfigChanged,
         Some(h)
             if input.unreachable_head == Some(h.name.as_str()) && h.state == PodState::Running =>
         {
-            Some(Restart::Unhealthy)
+            Restart::Unhealthy
         }
-        Some(_) => None,
-        None if heads.iter().any(|h| h.state == PodState::Finished) => Some(Restart::HeadFailed),
-        None if had_head => Some(Restart::HeadLost),
-        None => Some(Restart::FirstStart),
-    };
-    let Some(reason) = reason else {
-        out.head_launch_config = Some(wanted.clone());
-        return (keep, false);
+        Some(h) => {
+            out.head_launch_config = Some(wanted.clone());
+            return HeadDecision::Keep(h);
+        }
+        None if heads.iter().any(|h| h.state == PodState::Finished) => Restart::HeadFailed,
+        None if had_head => Restart::HeadLost,
+        None => Restart::FirstStart,
     };
     if let Some(h) = keep {
         out.delete.push(h.clone());
@@ -357,7 +377,7 @@ fn plan_head<'a>(
         Restart::FirstStart => {
             out.notes
                 .push(note("CreatedHead", format!("creating head pod {name}")));
-            (None, false)
+            HeadDecision::Create
         }
         Restart::ConfigChanged => {
             out.notes.push(note(
@@ -367,7 +387,7 @@ fn plan_head<'a>(
                     cluster.head.name
                 ),
             ));
-            (None, true)
+            HeadDecision::Restart
         }
         failure => {
             out.autoscaler_retries += 1;
@@ -380,7 +400,7 @@ fn plan_head<'a>(
                 ),
                 warning: true,
             });
-            (None, true)
+            HeadDecision::Restart
         }
     }
 }
