@@ -12,6 +12,7 @@ pub mod helpers;
 mod merge;
 pub mod set;
 mod templates;
+mod unprintable;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -288,6 +289,7 @@ fn read_yaml(path: &str, text: &str) -> Result<Map<String, Value>, RenderError> 
 }
 
 fn check_values(values: &Map<String, Value>) -> Result<(), RenderError> {
+    unprintable::check(values).map_err(RenderError::Schema)?;
     let mut v = Value::Object(values.clone());
     merge::integers(&mut v);
     let typed: crate::values::Values = serde_path_to_error::deserialize(v).map_err(|e| {
