@@ -3,9 +3,10 @@
 #   make demo   - local control plane + operator + example cluster, then `kubectl get rayclusters`
 #   make test   - fmt check, clippy -D warnings, unit and integration tests (what CI runs)
 #   make bench  - benchmarks, printed as tables
+#   make fuzz   - bounded fuzzing of the --set parser, values merging and RayCluster validation
 
 # --- project ---
-.PHONY: setup test demo demo-down bench bench-ray lint
+.PHONY: setup test demo demo-down bench bench-ray lint fuzz
 
 setup: helm ray k8s-bins node-bins
 
@@ -33,6 +34,11 @@ bench: bench-render bench-operator bench-autoscaler bench-ray
 # Task submitted to task running on a new worker, on real Ray in real pods (BENCH_RUNS, default 5).
 bench-ray: images
 	cargo bench --bench ray_scaleup
+
+# Each fuzz target (fuzz/) for FUZZ_SECONDS (default 60) from its seed corpus; fails on a panic
+# and leaves the input in fuzz/artifacts/<target>/ (keep it in fuzz/regressions/<target>/).
+fuzz:
+	hack/fuzz.sh
 # --- end project ---
 
 # --- local control plane (hack/build-k8s.sh, hack/build-node.sh, hack/cluster-up.sh, hack/cluster-down.sh) ---

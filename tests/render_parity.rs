@@ -401,6 +401,41 @@ fn bad_values_fail_in_both() {
     );
 }
 
+/// Characters YAML does not allow raw (DEL, the C1 controls but NEL, U+FFFE):
+/// helm fails on them in its schema check, render names the key. The other
+/// control characters, which both escape, render alike.
+#[test]
+fn characters_yaml_does_not_allow_fail_in_both() {
+    for c in ['\u{7f}', '\u{9f}', '\u{fffe}'] {
+        let name = format!("U+{:04X}", c as u32);
+        let helm_says = ["control characters are not allowed"];
+        assert_both_fail_in(
+            &format!("{name} in a key"),
+            &[
+                "--set",
+                &format!("podTypes.rayHeadType.rayResources.C{c}X=1"),
+            ],
+            &["podTypes.rayHeadType.rayResources: the key", &name],
+            &helm_says,
+        );
+        assert_both_fail_in(
+            &format!("{name} in a value"),
+            &[
+                "--set",
+                &format!("podTypes.rayWorkerType.nodeSelector.pool=a{c}b"),
+            ],
+            &["podTypes.rayWorkerType.nodeSelector.pool: ", &name],
+            &helm_says,
+        );
+    }
+    let set = "podTypes.rayWorkerType.nodeSelector.pool=a\u{1}b\u{1b}c\u{85}d";
+    assert_parity(
+        "C0 controls and NEL in a value",
+        "release-name",
+        &["--set", set],
+    );
+}
+
 #[test]
 fn bad_release_name_fails_in_both() {
     let (helm, render) = both("Bad_Name", &[]);

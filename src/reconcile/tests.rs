@@ -180,6 +180,16 @@ fn validate_rejects_bad_specs_naming_the_field() {
             "spec.maxWorkers",
         ),
         (
+            edit(|v| {
+                for p in 1..=2 {
+                    v["spec"]["podTypes"][p]["minWorkers"] = i32::MAX.into();
+                    v["spec"]["podTypes"][p]["maxWorkers"] = i32::MAX.into();
+                }
+                v["spec"]["maxWorkers"] = i32::MAX.into();
+            }),
+            "spec.maxWorkers: 2147483647 is less than the sum of podTypes[].minWorkers (4294967294)",
+        ),
+        (
             edit(|v| v["spec"]["podTypes"][1]["podConfig"]["spec"]["containers"] = "x".into()),
             "spec.podTypes[1].podConfig.spec.containers",
         ),

@@ -52,7 +52,7 @@ pub enum SpecError {
         value: i32,
     },
     #[error("spec.maxWorkers: {max} is less than the sum of podTypes[].minWorkers ({sum})")]
-    MinSumAboveMax { sum: i32, max: i32 },
+    MinSumAboveMax { sum: i64, max: i32 },
     #[error("spec.podTypes[{index}].podConfig.spec.containers[0].resources: {source}")]
     Resources {
         index: usize,
@@ -122,8 +122,14 @@ pub fn validate(cluster: &RayCluster) -> Result<ValidatedCluster, SpecError> {
         check_counts(index, pod_type)?;
     }
     if let Some(max) = spec.max_workers {
-        let sum = spec.pod_types.iter().map(|p| p.min_workers).sum();
-        if sum > max {
+        // In i64, as the CRD's CEL rule sums: two int32 minWorkers can pass
+        // i32::MAX, and an i32 sum would wrap (and let the cluster through).
+        let sum: i64 = spec
+            .pod_types
+            .iter()
+            .map(|p| i64::from(p.min_workers))
+            .sum();
+        if sum > i64::from(max) {
             return Err(SpecError::MinSumAboveMax { sum, max });
         }
     }

@@ -10,8 +10,9 @@ mod compiled;
 mod defines;
 pub mod helpers;
 mod merge;
-mod set;
+pub mod set;
 mod templates;
+mod unprintable;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -143,13 +144,89 @@ pub fn run(args: &RenderArgs) -> ExitCode {
 /// first when asked, then Helm's install order by kind.
 pub fn render(args: &RenderArgs) -> Result<Vec<Rendered>, RenderError> {
     check_release_name(&args.release_name)?;
-    let values = values(args)?;
+    let files = args
+        .values
+        .iter()
+        .map(PathBuf::as_path)
+        .map(read_values_file);
+    let values = merged_values(files, &args.set, &args.set_string)?;
+    let mut docs = documents(&args.release_name, &args.namespace, values)?;
+    if args.include_crds {
+        let (file, text) = templates::CRD;
+        let crd = Rendered {
+            source: format!("{}/crds/{file}", templates::chart().name),
+            content: text.to_string(),
+        };
+        docs.insert(0, crd);
+    }
+    Ok(docs)
+}
+
+/// A values file as read: its name as errors show it, and its text.
+#[derive(Debug, Clone)]
+pub struct ValuesFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Reads one `-f` file (`-` is stdin).
+fn read_values_file(path: &Path) -> Result<ValuesFile, RenderError> {
+    let name = path.display().to_string();
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|source| RenderError::ReadValues {
+        path: name.clone(),
+        source,
+    })?;
+    Ok(ValuesFile { name, text })
+}
+
+/// The values Helm would render with: the files merged in order, then every
+/// `--set`, then every `--set-string`, over the chart's defaults, and checked
+/// against the chart's values type. Files come as read, in order, so a file
+/// is read only after the ones before it parsed and the first error is Helm's.
+pub fn merged_values(
+    files: impl IntoIterator<Item = Result<ValuesFile, RenderError>>,
+    set: &[String],
+    set_string: &[String],
+) -> Result<Map<String, Value>, RenderError> {
+    let defaults = chart_defaults();
+    let mut user = Map::new();
+    for file in files {
+        let file = file?;
+        merge::merge_maps(&mut user, read_yaml(&file.name, &file.text)?);
+    }
+    for (flag, args, strings) in [("set", set, false), ("set-string", set_string, true)] {
+        for arg in args {
+            set::parse_into(arg, &mut user, strings).map_err(|message| RenderError::Set {
+                flag,
+                arg: arg.clone(),
+                message,
+            })?;
+        }
+    }
+    let values = merge::coalesce(&defaults, user);
+    check_values(&values)?;
+    Ok(values)
+}
+
+/// The chart's templates rendered with checked `values`, sorted in Helm's
+/// install order (no CRDs).
+pub fn documents(
+    release_name: &str,
+    namespace: &str,
+    values: Map<String, Value>,
+) -> Result<Vec<Rendered>, RenderError> {
     let chart = templates::chart();
     let root = handlebars::Context::from(json!({
         "Values": values,
         "Release": {
-            "Name": args.release_name,
-            "Namespace": args.namespace,
+            "Name": release_name,
+            "Namespace": namespace,
             "Service": "Helm",
             "IsInstall": true,
             "IsUpgrade": false,
@@ -170,50 +247,7 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Rendered>, RenderError> {
         }));
     }
     docs.sort_by_key(|d| kind_order(&d.content));
-    if args.include_crds {
-        let (file, text) = templates::CRD;
-        let crd = Rendered {
-            source: format!("{}/crds/{file}", chart.name),
-            content: text.to_string(),
-        };
-        docs.insert(0, crd);
-    }
     Ok(docs)
-}
-
-/// The merged values, checked against the chart's values type.
-fn values(args: &RenderArgs) -> Result<Map<String, Value>, RenderError> {
-    let defaults = chart_defaults();
-    let mut user = Map::new();
-    for path in &args.values {
-        let shown = path.display().to_string();
-        let text = if path == Path::new("-") {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map(|_| s)
-        } else {
-            std::fs::read_to_string(path)
-        }
-        .map_err(|source| RenderError::ReadValues {
-            path: shown.clone(),
-            source,
-        })?;
-        merge::merge_maps(&mut user, read_yaml(&shown, &text)?);
-    }
-    for (flag, args, strings) in [
-        ("set", &args.set, false),
-        ("set-string", &args.set_string, true),
-    ] {
-        for arg in args {
-            set::parse_into(arg, &mut user, strings).map_err(|message| RenderError::Set {
-                flag,
-                arg: arg.clone(),
-                message,
-            })?;
-        }
-    }
-    let values = merge::coalesce(&defaults, user);
-    check_values(&values)?;
-    Ok(values)
 }
 
 /// The chart's `values.yaml` as Helm reads it: every number a float.
@@ -255,6 +289,7 @@ fn read_yaml(path: &str, text: &str) -> Result<Map<String, Value>, RenderError> 
 }
 
 fn check_values(values: &Map<String, Value>) -> Result<(), RenderError> {
+    unprintable::check(values).map_err(RenderError::Schema)?;
     let mut v = Value::Object(values.clone());
     merge::integers(&mut v);
     let typed: crate::values::Values = serde_path_to_error::deserialize(v).map_err(|e| {
