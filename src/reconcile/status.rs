@@ -7,6 +7,13 @@ use super::plan::PodPlan;
 use super::validate::{SpecError, ValidatedCluster};
 use crate::api::{Phase, RayClusterStatus};
 
+/// A total of per-type counts. Each type's count fits an i32, their sum
+/// need not (without `spec.maxWorkers` nothing bounds it): it stops at the
+/// largest, rather than panicking or wrapping negative.
+fn saturating_sum(counts: impl Iterator<Item = i32>) -> i32 {
+    counts.fold(0, i32::saturating_add)
+}
+
 /// The status after a reconcile that planned `plan`.
 pub fn from_plan(
     previous: &RayClusterStatus,
@@ -18,8 +25,8 @@ pub fn from_plan(
         phase: plan.phase,
         autoscaler_retries: plan.autoscaler_retries,
         observed_generation: generation,
-        desired_workers: plan.pod_types.iter().map(|t| t.desired_workers).sum(),
-        ready_workers: plan.pod_types.iter().map(|t| t.ready_workers).sum(),
+        desired_workers: saturating_sum(plan.pod_types.iter().map(|t| t.desired_workers)),
+        ready_workers: saturating_sum(plan.pod_types.iter().map(|t| t.ready_workers)),
         pod_types: plan.pod_types.clone(),
         head_launch_config: plan.head_launch_config.clone(),
         autoscaler: previous.autoscaler.clone(),

@@ -723,3 +723,25 @@ fn status_reports_counts_and_conditions() {
         && c.status == "False"
         && c.message.contains("spec.headPodType")));
 }
+
+#[test]
+fn worker_totals_saturate_instead_of_overflowing() {
+    let c = cluster();
+    let mut p = run_plan(
+        &c,
+        &[head_pod(&c, PodState::Running)],
+        &running_status(&c),
+        None,
+        None,
+    );
+    let mut second = p.pod_types[0].clone();
+    second.name = "second".into();
+    p.pod_types[0].desired_workers = i32::MAX;
+    second.desired_workers = i32::MAX;
+    p.pod_types.push(second);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    );
+    let s = super::status::from_plan(&running_status(&c), &p, Some(1), now);
+    assert_eq!(s.desired_workers, i32::MAX);
+}
