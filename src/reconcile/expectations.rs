@@ -208,6 +208,28 @@ mod tests {
     }
 
     #[test]
+    fn a_status_written_now_reads_back_as_written() {
+        let e = Expectations::default();
+        let mut written = RayClusterStatus::default();
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(RayClusterStatus::now());
+        crate::reconcile::status::set_condition(
+            &mut written.conditions,
+            "HeadReady",
+            "True",
+            "HeadRunning",
+            "",
+            Some(1),
+            &now,
+        );
+        e.wrote_status("uid", written.clone());
+        // What the watch brings back: the status as the API server stores it.
+        let cached: RayClusterStatus =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        assert_eq!(e.status("uid", Some(&cached)), written);
+        assert_eq!(e.unseen_statuses(), 0, "the cache shows what was written");
+    }
+
+    #[test]
     fn a_cluster_the_cache_no_longer_holds_is_forgotten() {
         let e = Expectations::default();
         e.created("uid-old", [pod("a", false)]);

@@ -78,7 +78,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(Duration::from_secs(again)));
     }
     let previous = ctx.expectations.status(&key, cluster.status.as_ref());
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = Time(RayClusterStatus::now());
     let validated = match validate::validate(cluster) {
         Ok(v) => v,
         Err(error) => {
@@ -251,7 +251,7 @@ pub async fn invalid_object(
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
     let previous = ctx.expectations.status(&key, invalid.status.as_ref());
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = Time(RayClusterStatus::now());
     let message = invalid.describe();
     let next = status::invalid(
         &previous,
