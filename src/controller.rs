@@ -121,6 +121,7 @@ impl Context {
     /// Reacts to the RayCluster watch: the controller never reconciles a
     /// deleted cluster (it has no finalizer), so its state is dropped here.
     fn watched(&self, event: &Result<watcher::Event<ClusterObject>, watcher::Error>) {
+        self.metrics.watch_event();
         match event {
             Ok(watcher::Event::Delete(cluster)) => {
                 self.forget_cluster(&reconcile::cluster_key(cluster));
@@ -204,9 +205,11 @@ pub async fn run(
     if let Some(listener) = health_listener {
         tokio::spawn(crate::http::serve(listener, ctx.clone()));
     }
+    // Deleted clusters run no reconcile: the watch events that empty the
+    // caches are work too, after which their memory is handed back.
     let trim_ctx = ctx.clone();
     tokio::spawn(crate::memory::return_freed_memory(move || {
-        trim_ctx.metrics.reconciles()
+        trim_ctx.metrics.reconciles() + trim_ctx.metrics.watch_events()
     }));
 
     let mut lost = None;
@@ -249,11 +252,14 @@ pub async fn run(
     .reflect(cluster_writer)
     .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
+    let pod_ctx = ctx.clone();
     let pod_stream = watcher(api_in::<CachedPod>(&client, namespace), selector.clone())
         .default_backoff()
         .modify(strip_pod)
         .reflect(pod_writer)
+        .inspect(move |_| pod_ctx.metrics.watch_event())
         .touched_objects();
+    let service_ctx = ctx.clone();
     let service_stream = watcher(
         api_in::<PartialObjectMeta<Service>>(&client, namespace),
         selector,
@@ -264,6 +270,7 @@ pub async fn run(
         s.metadata.labels = None;
     })
     .reflect(service_writer)
+    .inspect(move |_| service_ctx.metrics.watch_event())
     .touched_objects();
 
     let ready_ctx = ctx.clone();
