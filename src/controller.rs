@@ -86,6 +86,7 @@ impl Context {
         self.backoffs.forget(key);
         self.board.forget(key);
         self.autoscalers.stop(key);
+        self.recorder.forget(key);
     }
 
     /// Forgets every cluster the cache no longer holds (after a re-list,
@@ -102,10 +103,11 @@ impl Context {
         self.backoffs.retain(keep);
         self.board.retain(keep);
         self.autoscalers.retain(keep);
+        self.recorder.retain(keep);
     }
 
     /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
-    fn tracked(&self) -> [(&'static str, usize); 6] {
+    fn tracked(&self) -> [(&'static str, usize); 7] {
         let (pending, statuses) = self.expectations.tracked();
         let (retrying, rejected) = self.backoffs.tracked();
         [
@@ -115,6 +117,7 @@ impl Context {
             ("rejections", rejected),
             ("autoscalers", self.autoscalers.tracked()),
             ("board", self.board.tracked()),
+            ("events", self.recorder.tracked()),
         ]
     }
 

@@ -565,7 +565,7 @@ async fn a_cluster_re_created_under_its_name_starts_afresh() {
     running(&client, &ns.name, "c", 1).await;
     let (_, metrics) = http_get(port, "/metrics").await.unwrap();
     let tracked = tracked_clusters(&metrics);
-    assert_eq!(tracked.len(), 6, "one gauge per map in\n{metrics}");
+    assert_eq!(tracked.len(), 7, "one gauge per map in\n{metrics}");
 
     let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
     api.delete("c", &DeleteParams::default()).await.unwrap();
@@ -584,7 +584,7 @@ async fn a_cluster_re_created_under_its_name_starts_afresh() {
     eventually("every tracked_clusters gauge back at 0", WAIT, async || {
         let (_, metrics) = http_get(port, "/metrics").await?;
         let tracked = tracked_clusters(&metrics);
-        (tracked.len() == 6 && tracked.iter().all(|(_, n)| *n == 0)).then_some(())
+        (tracked.len() == 7 && tracked.iter().all(|(_, n)| *n == 0)).then_some(())
     })
     .await;
 

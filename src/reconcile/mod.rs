@@ -343,7 +343,14 @@ pub(crate) async fn publish(
     let _permit = ctx.write_permit().await;
     if let Err(e) = ctx
         .recorder
-        .publish(&regarding, warning, reason, "Reconcile", note)
+        .publish(
+            &cluster_key(cluster),
+            &regarding,
+            warning,
+            reason,
+            "Reconcile",
+            note,
+        )
         .await
     {
         tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "could not publish event {reason}: {e}");
