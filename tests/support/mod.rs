@@ -6,6 +6,7 @@ use std::time::Duration;
 pub mod cluster;
 pub mod helm;
 pub mod operator;
+pub mod probe;
 pub mod ray;
 pub mod real;
 
