@@ -412,9 +412,7 @@ impl Round {
             .collect();
         parts.extend(scaling.remove.iter().map(|pod| format!("remove {pod}")));
         if !parts.is_empty() {
-            let now = k8s_openapi::jiff::Timestamp::now()
-                .round(k8s_openapi::jiff::Unit::Second)
-                .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+            let now = crate::api::RayClusterStatus::now();
             let decision = parts.join(", ");
             tracing::info!(cluster = %self.name, namespace = %self.namespace, "autoscaler: {decision}");
             self.last_decision = Some((decision, now.to_string()));

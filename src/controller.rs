@@ -150,6 +150,7 @@ impl Context {
         self.backoffs.forget(key);
         self.board.forget(key);
         self.autoscalers.stop(key);
+        self.recorder.forget(key);
     }
 
     /// Forgets every cluster the cache no longer holds (after a re-list,
@@ -166,10 +167,11 @@ impl Context {
         self.backoffs.retain(keep);
         self.board.retain(keep);
         self.autoscalers.retain(keep);
+        self.recorder.retain(keep);
     }
 
     /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
-    fn tracked(&self) -> [(&'static str, usize); 6] {
+    fn tracked(&self) -> [(&'static str, usize); 7] {
         let (pending, statuses) = self.expectations.tracked();
         let (retrying, rejected) = self.backoffs.tracked();
         [
@@ -179,12 +181,14 @@ impl Context {
             ("rejections", rejected),
             ("autoscalers", self.autoscalers.tracked()),
             ("board", self.board.tracked()),
+            ("events", self.recorder.tracked()),
         ]
     }
 
     /// Reacts to the RayCluster watch: the controller never reconciles a
     /// deleted cluster (it has no finalizer), so its state is dropped here.
     fn watched(&self, event: &Result<watcher::Event<ClusterObject>, watcher::Error>) {
+        self.metrics.watch_event();
         match event {
             Ok(watcher::Event::Delete(cluster)) => {
                 self.forget_cluster(&reconcile::cluster_key(cluster));
@@ -263,9 +267,11 @@ pub async fn run(
     if let Some(listener) = health_listener {
         tokio::spawn(crate::http::serve(listener, process.clone()));
     }
+    // Deleted clusters run no reconcile: the watch events that empty the
+    // caches are work too, after which their memory is handed back.
     let metrics = process.metrics.clone();
     tokio::spawn(crate::memory::return_freed_memory(move || {
-        metrics.reconciles()
+        metrics.reconciles() + metrics.watch_events()
     }));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -367,17 +373,19 @@ async fn act(
     .reflect(cluster_writer)
     .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
-    let index_ctx = ctx.clone();
+    let pod_ctx = ctx.clone();
     let pod_stream = watcher(api_in::<CachedPod>(client, namespace), selector.clone())
         .default_backoff()
         .modify(strip_pod)
         .reflect(pod_writer)
         .inspect(move |event| {
+            pod_ctx.metrics.watch_event();
             if let Ok(event) = event {
-                index_ctx.pod_index.observe(event);
+                pod_ctx.pod_index.observe(event);
             }
         })
         .touched_objects();
+    let service_ctx = ctx.clone();
     let service_stream = watcher(
         api_in::<PartialObjectMeta<Service>>(client, namespace),
         selector,
@@ -388,6 +396,7 @@ async fn act(
         s.metadata.labels = None;
     })
     .reflect(service_writer)
+    .inspect(move |_| service_ctx.metrics.watch_event())
     .touched_objects();
 
     let (cluster_reader, pod_reader, service_reader) =

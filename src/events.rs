@@ -6,7 +6,7 @@
 //! `Recorder` remembers every Event it sent in full for those six minutes,
 //! about 2 KiB each: 4 MiB after a burst of 1,000 new clusters. This one
 //! remembers what a repeat needs, the Event's name and count: under 100
-//! bytes.
+//! bytes, by cluster key (UID), forgotten with the cluster.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -23,10 +23,48 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
 /// An Event sent, as much as a repeat of it needs.
-struct Sent {
+struct SentEvent {
+    /// Its type and reason (see [`kind`]).
+    kind: u64,
     name: Box<str>,
     count: i32,
     last: Timestamp,
+}
+
+/// The Events sent in the last six minutes, by the key of the cluster they
+/// are about. Pure: the time is passed in.
+#[derive(Default)]
+struct Sent(HashMap<String, Vec<SentEvent>>);
+
+impl Sent {
+    /// The name and count of the Event of `kind` sent about `cluster`
+    /// within six minutes of `now`, counted up, if there is one.
+    fn repeat(&mut self, cluster: &str, kind: u64, now: Timestamp) -> Option<(String, i32)> {
+        self.0.retain(|_, events| {
+            events.retain(|s| s.last + SERIES_WINDOW > now);
+            !events.is_empty()
+        });
+        let first = self
+            .0
+            .get_mut(cluster)?
+            .iter_mut()
+            .find(|s| s.kind == kind)?;
+        first.count += 1;
+        first.last = now;
+        Some((first.name.to_string(), first.count))
+    }
+
+    /// A new Event (not a repeat) was sent.
+    fn sent(&mut self, cluster: &str, kind: u64, name: String, now: Timestamp) {
+        let events = self.0.entry(cluster.to_string()).or_default();
+        events.retain(|s| s.kind != kind);
+        events.push(SentEvent {
+            kind,
+            name: name.into_boxed_str(),
+            count: 1,
+            last: now,
+        });
+    }
 }
 
 /// Sends Events as the operator (`reportingController`, `reportingInstance`).
@@ -34,7 +72,7 @@ pub struct Recorder {
     client: Client,
     controller: String,
     instance: String,
-    sent: Mutex<HashMap<u64, Sent>>,
+    sent: Mutex<Sent>,
 }
 
 impl Recorder {
@@ -47,10 +85,12 @@ impl Recorder {
         }
     }
 
-    /// Records an Event about `regarding`, in its namespace; a repeat within
-    /// six minutes (same object, type and reason) counts up the first one.
+    /// Records an Event about `regarding` (the cluster of key `cluster`), in
+    /// its namespace; a repeat within six minutes (same object, type and
+    /// reason) counts up the first one.
     pub async fn publish(
         &self,
+        cluster: &str,
         regarding: &ObjectReference,
         warning: bool,
         reason: &str,
@@ -58,18 +98,10 @@ impl Recorder {
         note: String,
     ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
-        let key = key(regarding, warning, reason);
+        let kind = kind(warning, reason);
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-        let repeat = {
-            let mut sent = self.sent.lock().expect("events lock");
-            sent.retain(|_, s| s.last + SERIES_WINDOW > now);
-            sent.get_mut(&key).map(|s| {
-                s.count += 1;
-                s.last = now;
-                (s.name.to_string(), s.count)
-            })
-        };
+        let repeat = (self.sent.lock().expect("events lock")).repeat(cluster, kind, now);
         if let Some((name, count)) = repeat {
             let series = serde_json::json!({
                 "series": EventSeries {
@@ -104,29 +136,32 @@ impl Recorder {
             ..Event::default()
         };
         api.create(&PostParams::default(), &event).await?;
-        self.sent.lock().expect("events lock").insert(
-            key,
-            Sent {
-                name: name.into_boxed_str(),
-                count: 1,
-                last: now,
-            },
-        );
+        (self.sent.lock().expect("events lock")).sent(cluster, kind, name, now);
         Ok(())
+    }
+
+    /// Forgets the Events about a cluster that is gone.
+    pub fn forget(&self, cluster: &str) {
+        (self.sent.lock().expect("events lock")).0.remove(cluster);
+    }
+
+    /// Forgets the Events about every cluster whose key `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        (self.sent.lock().expect("events lock"))
+            .0
+            .retain(|k, _| keep(k));
+    }
+
+    /// Clusters with Events that a repeat would count up.
+    pub fn tracked(&self) -> usize {
+        self.sent.lock().expect("events lock").0.len()
     }
 }
 
-/// Which Events are repeats of each other: same object, type and reason.
-fn key(regarding: &ObjectReference, warning: bool, reason: &str) -> u64 {
+/// Which Events about one cluster are repeats of each other: same type and reason.
+fn kind(warning: bool, reason: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        &regarding.namespace,
-        &regarding.name,
-        &regarding.uid,
-        warning,
-        reason,
-    )
-        .hash(&mut h);
+    (warning, reason).hash(&mut h);
     h.finish()
 }
 
@@ -135,21 +170,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repeats_share_a_key_and_other_objects_or_reasons_do_not() {
-        let obj = |name: &str, uid: &str| ObjectReference {
-            namespace: Some("ns".into()),
-            name: Some(name.into()),
-            uid: Some(uid.into()),
-            ..ObjectReference::default()
-        };
-        let a = key(&obj("c", "1"), false, "CreatedHead");
-        assert_eq!(a, key(&obj("c", "1"), false, "CreatedHead"));
-        assert_ne!(
-            a,
-            key(&obj("c", "2"), false, "CreatedHead"),
-            "a new cluster of the same name"
+    fn repeats_share_a_kind_and_other_types_or_reasons_do_not() {
+        let a = kind(false, "CreatedHead");
+        assert_eq!(a, kind(false, "CreatedHead"));
+        assert_ne!(a, kind(true, "CreatedHead"));
+        assert_ne!(a, kind(false, "CreatedWorkers"));
+    }
+
+    #[test]
+    fn a_repeat_within_six_minutes_counts_up_the_first_event_of_its_cluster() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let at = |mins: i64| t0 + SignedDuration::from_mins(mins);
+        let head = kind(false, "CreatedHead");
+        let mut sent = Sent::default();
+        assert_eq!(sent.repeat("uid-a", head, t0), None);
+        sent.sent("uid-a", head, "a.1".into(), t0);
+        assert_eq!(sent.repeat("uid-a", head, at(5)), Some(("a.1".into(), 2)));
+        assert_eq!(sent.repeat("uid-a", head, at(10)), Some(("a.1".into(), 3)));
+        assert_eq!(
+            sent.repeat("uid-a2", head, at(10)),
+            None,
+            "a new cluster of the name"
         );
-        assert_ne!(a, key(&obj("c", "1"), true, "CreatedHead"));
-        assert_ne!(a, key(&obj("c", "1"), false, "CreatedWorkers"));
+        assert_eq!(
+            sent.repeat("uid-a", kind(true, "CreatedHead"), at(10)),
+            None
+        );
+        assert_eq!(
+            sent.repeat("uid-a", head, at(17)),
+            None,
+            "six minutes after the last"
+        );
+        assert!(sent.0.is_empty(), "expired Events are dropped");
     }
 }

@@ -12,6 +12,8 @@ const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 #[derive(Default)]
 pub struct Metrics {
     reconciles: AtomicU64,
+    /// Watch events applied to the caches (clusters, pods, Services).
+    watch_events: AtomicU64,
     /// Failed reconciles by (stage, reason).
     errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pods_created: AtomicU64,
@@ -35,6 +37,15 @@ impl Metrics {
     /// Reconciles run so far.
     pub fn reconciles(&self) -> u64 {
         self.reconciles.load(Relaxed)
+    }
+
+    pub fn watch_event(&self) {
+        self.watch_events.fetch_add(1, Relaxed);
+    }
+
+    /// Watch events applied to the caches so far.
+    pub fn watch_events(&self) -> u64 {
+        self.watch_events.load(Relaxed)
     }
 
     /// A failure of a reconcile `stage`, for `reason` (see `reconcile::error`).
@@ -63,6 +74,11 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP ray_operator_reconciles_total Reconciles run.\n# TYPE ray_operator_reconciles_total counter\nray_operator_reconciles_total {count}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ray_operator_watch_events_total Watch events applied to the caches of clusters, pods and Services.\n# TYPE ray_operator_watch_events_total counter\nray_operator_watch_events_total {}",
+            self.watch_events.load(Relaxed)
         );
         let _ = writeln!(
             out,

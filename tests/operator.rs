@@ -5,18 +5,21 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams};
+use k8s_openapi::jiff::{self, Timestamp};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
+use ray_operator::reconcile::status::REJECTED;
 use support::cluster::{TestNamespace, shared};
 use support::eventually;
 use support::kwok_clusters::{
     WAIT, create_cluster, edit_spec, live_pods, names_of, pods, running, status,
 };
-use support::operator::{Operator, events, install_crd, kubectl, render};
+use support::operator::{Applied, Operator, events, install_crd, kubectl, render};
+use support::probe::TRACKED_MAPS;
 use tokio::sync::RwLock;
 
 /// Cluster-scoped operators see every namespace: their tests run alone.
@@ -411,40 +414,19 @@ async fn a_second_replica_waits_for_the_lease_and_takes_over() {
     );
 }
 
-/// GET `path` on the operator's health port: (status code, body).
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    socket
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await.ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, response.split_once("\r\n\r\n")?.1.to_string()))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics_are_served() {
     let _scope = SCOPE.read().await;
     let (client, ns) = setup("health").await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let port_arg = port.to_string();
-    let _operator = Operator::start("op", &ns.name, true, &["--health-port", &port_arg]).await;
+    let operator = Operator::start("op", &ns.name, true, &[]).await;
     eventually("/readyz 200 once the caches synced", WAIT, async || {
-        (http_get(port, "/readyz").await?.0 == 200).then_some(())
+        (operator.get("/readyz").await?.0 == 200).then_some(())
     })
     .await;
-    assert_eq!(http_get(port, "/healthz").await.map(|r| r.0), Some(200));
+    assert_eq!(operator.get("/healthz").await.map(|r| r.0), Some(200));
     create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
     running(&client, &ns.name, "c", 1).await;
-    let (code, metrics) = http_get(port, "/metrics").await.unwrap();
+    let (code, metrics) = operator.get("/metrics").await.unwrap();
     assert_eq!(code, 200);
     for line in [
         "ray_operator_managed_clusters 1",
@@ -459,33 +441,19 @@ async fn health_readiness_and_metrics_are_served() {
     assert!(metrics.contains("ray_operator_reconcile_duration_seconds_count"));
 }
 
-/// The `ray_operator_tracked_clusters` gauges in a /metrics body, by map.
-fn tracked_clusters(metrics: &str) -> Vec<(String, u64)> {
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("ray_operator_tracked_clusters{map=\""))
-        .filter_map(|l| {
-            let (map, n) = l.split_once("\"} ")?;
-            Some((map.to_string(), n.parse().ok()?))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_re_created_under_its_name_starts_afresh() {
     let _scope = SCOPE.read().await;
     let (client, ns) = setup("recreate").await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let port_arg = port.to_string();
-    let _operator = Operator::start("op", &ns.name, true, &["--health-port", &port_arg]).await;
+    let operator = Operator::start("op", &ns.name, true, &[]).await;
     create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
     running(&client, &ns.name, "c", 1).await;
-    let (_, metrics) = http_get(port, "/metrics").await.unwrap();
-    let tracked = tracked_clusters(&metrics);
-    assert_eq!(tracked.len(), 6, "one gauge per map in\n{metrics}");
+    let metrics = operator.metrics().await.unwrap();
+    assert_eq!(
+        metrics.tracked_clusters().len(),
+        TRACKED_MAPS,
+        "one gauge per map in\n{metrics:?}"
+    );
 
     let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
     api.delete("c", &DeleteParams::default()).await.unwrap();
@@ -502,9 +470,8 @@ async fn a_cluster_re_created_under_its_name_starts_afresh() {
     })
     .await;
     eventually("every tracked_clusters gauge back at 0", WAIT, async || {
-        let (_, metrics) = http_get(port, "/metrics").await?;
-        let tracked = tracked_clusters(&metrics);
-        (tracked.len() == 6 && tracked.iter().all(|(_, n)| *n == 0)).then_some(())
+        let tracked = operator.metrics().await?.tracked_clusters();
+        (tracked.len() == TRACKED_MAPS && tracked.values().all(|n| *n == 0)).then_some(())
     })
     .await;
 
@@ -611,4 +578,237 @@ async fn a_pod_the_api_server_rejects_is_reported_once_and_not_retried() {
     let s = status(&client, &ns.name, "c").await;
     let valid = s.conditions.iter().find(|c| c.type_ == "Valid").unwrap();
     assert_eq!(valid.status, "True");
+}
+
+/// A webhook every pod created in `namespace` must pass, at an address where
+/// nothing listens: with `failurePolicy: Fail` the API server answers each
+/// such create with 500 InternalError ("failed calling webhook"), a
+/// transient failure, and leaves every other namespace alone.
+fn unreachable_pod_webhook(namespace: &str) -> String {
+    format!(
+        r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: unreachable-{namespace}
+webhooks:
+  - name: unreachable.ray-operator.test
+    clientConfig: {{url: "https://127.0.0.1:1/validate"}}
+    rules:
+      - {{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}}
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+    failurePolicy: Fail
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    timeoutSeconds: 2
+"#
+    )
+}
+
+/// Whether the API server creates a pod in `ns` now (a dry run, which a
+/// webhook without side effects is called for too).
+async fn pods_admitted(client: &Client, ns: &str) -> bool {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "probe"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match api.create(&dry_run, &pod).await {
+        Ok(_) => true,
+        Err(kube::Error::Api(s))
+            if s.code == 500 && s.message.contains("failed calling webhook") =>
+        {
+            false
+        }
+        Err(e) => panic!("dry-run pod: {e}"),
+    }
+}
+
+/// When a reconcile of `cluster` failed and how long the operator said it
+/// would wait before the next, in order (from the lines "reconcile failed
+/// (retrying in 2s)").
+fn retries(logs: &str, cluster: &str, ns: &str) -> Vec<(Timestamp, Duration)> {
+    let prefix = format!("{cluster},{ns} ");
+    logs.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (time, rest) = l.split_once(' ')?;
+            let (secs, _) = rest
+                .split_once("reconcile failed (retrying in ")?
+                .1
+                .split_once("s)")?;
+            let wait = Duration::from_secs(secs.parse().expect("whole seconds"));
+            Some((time.parse().expect("a log time"), wait))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_failure_is_retried_with_a_growing_wait_per_cluster() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("transient").await;
+    let webhook = Applied::new(&unreachable_pod_webhook(&ns.name));
+    eventually("the API server calls the webhook", WAIT, async || {
+        (!pods_admitted(&client, &ns.name).await).then_some(())
+    })
+    .await;
+    let operator = Operator::start("op", &ns.name, true, &[]).await;
+    create_cluster("a", &ns.name, &[]);
+
+    // A second cluster that starts failing later backs off from 1 s, not
+    // from where the first one is.
+    eventually("a's wait at 4 s", WAIT, async || {
+        (retries(&operator.logs(), "a", &ns.name).len() >= 3).then_some(())
+    })
+    .await;
+    create_cluster("b", &ns.name, &[]);
+    let a = eventually("a's wait at 16 s", WAIT, async || {
+        let a = retries(&operator.logs(), "a", &ns.name);
+        (a.len() >= 5).then_some(a)
+    })
+    .await;
+    let metrics = operator.metrics().await.unwrap();
+    let b = retries(&operator.logs(), "b", &ns.name);
+    let waits: Vec<Duration> = a.iter().map(|(_, wait)| *wait).collect();
+    let doubling: Vec<Duration> = (0..a.len() as u32)
+        .map(|n| Duration::from_secs(1 << n))
+        .collect();
+    let span = a[a.len() - 1].0.duration_since(a[0].0);
+    let errors = metrics.samples("ray_operator_reconcile_errors_total");
+    eprintln!(
+        "[{}] a failed at {:?} s, waits {waits:?}; b's waits {:?}; {errors:?}",
+        ns.name,
+        a.iter()
+            .map(|(at, _)| at.duration_since(a[0].0).as_secs_f64())
+            .collect::<Vec<_>>(),
+        b.iter().map(|(_, wait)| *wait).collect::<Vec<_>>(),
+    );
+    assert_eq!(waits, doubling, "a's waits");
+    assert_eq!(
+        b.first().map(|(_, wait)| wait.as_secs()),
+        Some(1),
+        "b's first wait"
+    );
+    // 1 + 2 + 4 + 8 s of waits, of which an event (the head Service's
+    // creation) may cut the first short: retried every second, the five
+    // attempts would take 4 s.
+    assert!(
+        span >= jiff::SignedDuration::from_secs(7),
+        "a's 5 attempts in {span:?}"
+    );
+    // Every failure was the webhook's 500, counted as a server error.
+    assert_eq!(
+        errors.keys().copied().collect::<Vec<_>>(),
+        [r#"ray_operator_reconcile_errors_total{stage="create",reason="server_error"}"#],
+        "{errors:?}"
+    );
+
+    // Retried, not rejected: no Error, no Valid=False, no Warning saying so.
+    for name in ["a", "b"] {
+        let s = status(&client, &ns.name, name).await;
+        assert_ne!(s.phase, Some(Phase::Error), "{name}: {s:?}");
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.type_ != "Valid" || c.status == "True"),
+            "{name}: {s:?}"
+        );
+    }
+    assert!(events(&client, &ns.name, REJECTED).await.is_empty());
+
+    // Once pods are admitted again, the next retry (within a's last wait)
+    // brings both clusters up.
+    drop(webhook);
+    let healed = Instant::now();
+    eventually("the API server admits pods", WAIT, async || {
+        pods_admitted(&client, &ns.name).await.then_some(())
+    })
+    .await;
+    running(&client, &ns.name, "a", 2).await;
+    running(&client, &ns.name, "b", 2).await;
+    let bound = *waits.last().unwrap() + Duration::from_secs(15);
+    eprintln!(
+        "[{}] Running {:.1?} after the webhook went",
+        ns.name,
+        healed.elapsed()
+    );
+    assert!(
+        healed.elapsed() < bound,
+        "Running {:?} after pods were admitted again; a's last wait was {:?}",
+        healed.elapsed(),
+        waits.last()
+    );
+}
+
+/// How long a quiet cluster is watched for status writes, idle and then
+/// with its pods changing.
+const QUIET: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_cluster_s_status_is_not_rewritten() {
+    let _scope = SCOPE.read().await;
+    let (client, ns) = setup("quiet").await;
+    let operator = Operator::start("op", &ns.name, true, &[]).await;
+    create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
+    let pods = running(&client, &ns.name, "c", 1).await;
+    // The operator keeps the status it wrote only until its cache shows it:
+    // a status that never reads back as written would stay (and be planned
+    // from) for the cluster's life.
+    eventually("the written status seen in the cache", WAIT, async || {
+        let tracked = operator.metrics().await?.tracked_clusters();
+        (tracked.get("statuses") == Some(&0)).then_some(())
+    })
+    .await;
+
+    let api: Api<RayCluster> = Api::namespaced(client.clone(), &ns.name);
+    let version = async || api.get("c").await.unwrap().resource_version();
+    let reconciles = async || {
+        let metrics = operator.metrics().await.unwrap();
+        metrics.value("ray_operator_reconciles_total")
+    };
+    let (idle_version, idle_reconciles) = (version().await, reconciles().await);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(version().await, idle_version, "written while idle");
+
+    // Each pod change is a watch event and a reconcile, which finds the
+    // status as it was.
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let busy_reconciles = reconciles().await;
+    let touches = QUIET.as_secs();
+    for touch in 0..touches {
+        for pod in &pods {
+            let label = serde_json::json!({"metadata": {"labels": {"touched": touch.to_string()}}});
+            pod_api
+                .patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(label),
+                )
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let ran = reconciles().await - busy_reconciles;
+    eprintln!(
+        "[{}] idle {QUIET:?}: {} reconciles; {touches} pod changes: {ran} reconciles; resourceVersion {idle_version:?} -> {:?}",
+        ns.name,
+        busy_reconciles - idle_reconciles,
+        version().await
+    );
+    assert!(
+        ran >= touches as f64 / 2.0,
+        "the pod changes were reconciled ({ran})"
+    );
+    assert_eq!(
+        version().await,
+        idle_version,
+        "written while only the pods changed"
+    );
 }

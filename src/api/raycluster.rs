@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -225,6 +226,16 @@ pub struct RayClusterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+impl RayClusterStatus {
+    /// The time now as a status keeps it: in whole seconds, as the API
+    /// server stores a `metav1.Time` (and k8s-openapi writes one). A status
+    /// holding a finer time never reads back equal to what was written.
+    pub fn now() -> Timestamp {
+        let now = Timestamp::now();
+        Timestamp::from_second(now.as_second()).unwrap_or(now)
+    }
 }
 
 /// Empty until the operator registers the cluster; then `Updating` (launching or

@@ -58,23 +58,27 @@ impl Expectations {
     /// Records pods the operator has just created.
     pub fn created(&self, key: &str, pods: impl IntoIterator<Item = ObservedPod>) {
         let now = Instant::now();
-        let mut clusters = self.clusters.lock().expect("expectations lock");
-        clusters
-            .entry(key.to_string())
-            .or_default()
-            .created
-            .extend(pods.into_iter().map(|p| (p, now)));
+        let pods: Vec<_> = pods.into_iter().map(|p| (p, now)).collect();
+        if !pods.is_empty() {
+            self.pending(key, |p| p.created.extend(pods));
+        }
     }
 
     /// Records pods the operator has just deleted.
     pub fn deleted(&self, key: &str, names: impl IntoIterator<Item = String>) {
         let now = Instant::now();
+        let names: Vec<_> = names.into_iter().map(|n| (n, now)).collect();
+        if !names.is_empty() {
+            self.pending(key, |p| p.deleted.extend(names));
+        }
+    }
+
+    /// Adds to a cluster's pending writes. Called only with some: the map
+    /// holds only clusters with writes their watch has yet to show (a
+    /// reconcile that wrote no pod leaves no entry behind).
+    fn pending(&self, key: &str, add: impl FnOnce(&mut Pending)) {
         let mut clusters = self.clusters.lock().expect("expectations lock");
-        clusters
-            .entry(key.to_string())
-            .or_default()
-            .deleted
-            .extend(names.into_iter().map(|n| (n, now)));
+        add(clusters.entry(key.to_string()).or_default());
     }
 
     /// The status to plan from: the one last written, else the cached one.
@@ -205,6 +209,36 @@ mod tests {
         assert_eq!(e.unseen_statuses(), 1);
         assert_eq!(e.status("ns/c", Some(&written)), written);
         assert_eq!(e.unseen_statuses(), 0, "the cache caught up: no copy kept");
+    }
+
+    #[test]
+    fn a_status_written_now_reads_back_as_written() {
+        let e = Expectations::default();
+        let mut written = RayClusterStatus::default();
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(RayClusterStatus::now());
+        crate::reconcile::status::set_condition(
+            &mut written.conditions,
+            "HeadReady",
+            "True",
+            "HeadRunning",
+            "",
+            Some(1),
+            &now,
+        );
+        e.wrote_status("uid", written.clone());
+        // What the watch brings back: the status as the API server stores it.
+        let cached: RayClusterStatus =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        assert_eq!(e.status("uid", Some(&cached)), written);
+        assert_eq!(e.unseen_statuses(), 0, "the cache shows what was written");
+    }
+
+    #[test]
+    fn a_reconcile_that_writes_no_pod_leaves_no_entry() {
+        let e = Expectations::default();
+        e.created("uid", []);
+        e.deleted("uid", Vec::<String>::new());
+        assert_eq!(e.tracked(), (0, 0));
     }
 
     #[test]

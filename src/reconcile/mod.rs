@@ -84,7 +84,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(Duration::from_secs(again)));
     }
     let previous = ctx.expectations.status(&key, cluster.status.as_ref());
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = Time(RayClusterStatus::now());
     let validated = match validate::validate(cluster) {
         Ok(v) => v,
         Err(error) => {
@@ -258,7 +258,7 @@ pub async fn invalid_object(
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
     let previous = ctx.expectations.status(&key, invalid.status.as_ref());
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let now = Time(RayClusterStatus::now());
     let message = invalid.describe();
     let next = status::invalid(
         &previous,
@@ -350,7 +350,14 @@ pub(crate) async fn publish(
     let _permit = ctx.write_permit().await;
     if let Err(e) = ctx
         .recorder
-        .publish(&regarding, warning, reason, "Reconcile", note)
+        .publish(
+            &cluster_key(cluster),
+            &regarding,
+            warning,
+            reason,
+            "Reconcile",
+            note,
+        )
         .await
     {
         tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "could not publish event {reason}: {e}");

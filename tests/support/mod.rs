@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod helm;
 pub mod kwok_clusters;
 pub mod operator;
+pub mod probe;
 pub mod ray;
 pub mod real;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::cluster::{Cluster, shared};
+use super::probe::{self, Memory, Metrics};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ray-operator");
 
@@ -58,6 +59,43 @@ pub fn kubectl(args: &[&str], stdin: &str) -> String {
     try_kubectl(args, stdin).unwrap_or_else(|err| panic!("kubectl {args:?} failed: {err}"))
 }
 
+/// Objects a test applied that outlive its namespace (cluster-scoped: a
+/// Node, a webhook configuration): deleted on drop, also when the test
+/// fails, so they never reach into the tests that follow.
+pub struct Applied {
+    manifest: String,
+}
+
+impl Applied {
+    /// `kubectl apply`s the manifest.
+    pub fn new(manifest: &str) -> Applied {
+        kubectl(&["apply", "-f", "-"], manifest);
+        Applied {
+            manifest: manifest.to_string(),
+        }
+    }
+}
+
+impl Drop for Applied {
+    /// Asks for deletion and returns (bounded by a 10s request timeout).
+    fn drop(&mut self) {
+        let deleted = try_kubectl(
+            &[
+                "delete",
+                "--ignore-not-found",
+                "--wait=false",
+                "--request-timeout=10s",
+                "-f",
+                "-",
+            ],
+            &self.manifest,
+        );
+        if let Err(err) = deleted {
+            eprintln!("could not delete what the test applied: {err}");
+        }
+    }
+}
+
 /// Installs (or updates) the RayCluster CRD from the chart and waits until it is served.
 pub fn install_crd() {
     let crd = std::fs::read_to_string(
@@ -88,6 +126,8 @@ pub fn wait_for_crd() {
 pub struct Operator {
     child: Option<Child>,
     pub log: PathBuf,
+    /// Where it serves /healthz, /readyz and /metrics.
+    health_port: u16,
     kubeconfig: PathBuf,
     args: Vec<String>,
 }
@@ -127,10 +167,12 @@ impl Operator {
             .service_account_token(&admin, namespace, &account)
             .await;
         let kubeconfig = token_kubeconfig(cluster, &token, namespace);
-        let mut args = vec!["run".to_string()];
-        if !extra.contains(&"--health-port") {
-            args.extend(["--health-port".to_string(), "0".into()]);
-        }
+        let health_port = super::ray::free_port();
+        let mut args = vec![
+            "run".to_string(),
+            "--health-port".into(),
+            health_port.to_string(),
+        ];
         if namespaced {
             args.extend(["--namespace".to_string(), namespace.to_string()]);
         } else {
@@ -154,6 +196,7 @@ impl Operator {
         let mut operator = Operator {
             child: None,
             log,
+            health_port,
             kubeconfig,
             args,
         };
@@ -204,6 +247,23 @@ impl Operator {
     /// Everything the operator logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` on the health port: (status code, body); `None` while it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        probe::http_get(self.health_port, path).await
+    }
+
+    /// The operator's /metrics; `None` while it does not answer.
+    pub async fn metrics(&self) -> Option<Metrics> {
+        let (code, body) = self.get("/metrics").await?;
+        (code == 200).then(|| Metrics::parse(&body))
+    }
+
+    /// The operator process' memory now.
+    pub fn memory(&self) -> Memory {
+        let child = self.child.as_ref().expect("the operator runs");
+        Memory::of(child.id())
     }
 }
 
