@@ -6,7 +6,7 @@
 #   make fuzz   - bounded fuzzing of the --set parser, values merging and RayCluster validation
 
 # --- project ---
-.PHONY: setup test demo demo-down bench bench-ray lint fuzz
+.PHONY: setup test demo demo-down bench bench-ray bench-lookup lint fuzz
 
 setup: helm ray k8s-bins node-bins
 
@@ -29,7 +29,12 @@ demo-down:
 	-hack/install-helm.sh >/dev/null && KUBECONFIG=.cluster/kubeconfig $${RAY_OPERATOR_CACHE:-$$HOME/.cache/ray-operator}/helm/bin/helm -n ray uninstall example-cluster --wait=false
 	$(MAKE) cluster-down
 
-bench: bench-render bench-operator bench-autoscaler bench-ray
+bench: bench-render bench-operator bench-autoscaler bench-ray bench-lookup
+
+# One cluster's pods read from the cache (every reconcile and autoscaler round does it), through
+# the pod index and by scanning, with 100 to 10,000 other clusters (BENCH_CLUSTERS).
+bench-lookup:
+	cargo bench --bench pod_lookup
 
 # Task submitted to task running on a new worker, on real Ray in real pods (BENCH_RUNS, default 5).
 bench-ray: images
