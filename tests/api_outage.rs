@@ -91,6 +91,44 @@ impl StoppedApiServer {
     }
 }
 
+/// Waits until the control plane itself schedules and runs a new pod again:
+/// a bare pod, not the operator's. The scheduler's and kwok's watches retry
+/// with client-go's backoff (up to 30 s, doubled by jitter), so after an
+/// outage they can take a minute to come back; until they do, no operator
+/// can bring a pod to Running, and its own convergence is measured from here.
+async fn control_plane_runs_pods_again(client: &kube::Client, ns: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
+    let probe: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "control-plane-probe"},
+        "spec": {"containers": [{"name": "probe", "image": "probe"}]},
+    }))
+    .unwrap();
+    eventually(
+        "the probe pod created",
+        Duration::from_secs(60),
+        async || match pods.create(&Default::default(), &probe).await {
+            // 409: an earlier try was created but its answer lost.
+            Ok(_) => Some(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Some(()),
+            Err(_) => None,
+        },
+    )
+    .await;
+    eventually(
+        "the scheduler and kwok running a new bare pod again",
+        Duration::from_secs(180),
+        async || {
+            let pod = pods.get("control-plane-probe").await.ok()?;
+            (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+        },
+    )
+    .await;
+    pods.delete("control-plane-probe", &Default::default())
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_rides_out_an_api_server_outage() {
     let plane = private_kwok("kwok-outage", "KWOK_OUTAGE", 26523);
@@ -149,6 +187,7 @@ async fn the_operator_rides_out_an_api_server_outage() {
         async || client.apiserver_version().await.ok(),
     )
     .await;
+    control_plane_runs_pods_again(&client, &ns).await;
     create_cluster("e", &ns, &["podTypes.rayWorkerType.minWorkers=1"]);
     edit_spec(&client, &ns, "c", set_min(1)).await;
     let want = [("a", 3), ("b", 0), ("c", 1), ("d", 2), ("e", 1)];
