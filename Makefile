@@ -100,7 +100,7 @@ components:
 	cargo build --release --quiet
 	hack/render-components.sh target/release/ray-operator
 
-# Regenerate charts/ray/values.schema.json from src/values.rs.
+# Regenerate charts/ray/values.schema.json from src/chart/values.rs.
 values-schema:
 	cargo run --quiet -- values-schema > charts/ray/values.schema.json
 

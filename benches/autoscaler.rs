@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use ray_operator::autoscaler::gcs::{GcsClient, GcsOptions};
+use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions};
 use support::cluster::{TestNamespace, shared};
 use support::operator::{BIN, Operator, install_crd, kubectl};
 use support::ray::RayHead;

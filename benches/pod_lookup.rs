@@ -11,11 +11,11 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::Event;
-use ray_operator::cached_pod::{CachedPod, CachedPodCondition, CachedPodStatus};
-use ray_operator::labels;
-use ray_operator::pod_index::PodIndex;
-use ray_operator::reconcile::cluster_pods;
-use ray_operator::reconcile::plan::ObservedPod;
+use ray_operator::naming;
+use ray_operator::operator::cache::index::PodIndex;
+use ray_operator::operator::cache::pod::{CachedPod, CachedPodCondition, CachedPodStatus};
+use ray_operator::operator::reconcile::cluster_pods;
+use ray_operator::operator::reconcile::plan::ObservedPod;
 
 const NAMESPACE: &str = "bench";
 /// Lookups timed per row.
@@ -24,10 +24,10 @@ const LOOKUPS: u32 = 2_000;
 fn pod(cluster: usize, node: &str, index: usize) -> CachedPod {
     let name = format!("c{cluster}-ray-{node}-type-{index}");
     let labels = [
-        (labels::CLUSTER_NAME, format!("c{cluster}")),
-        (labels::NODE_KIND, node.to_string()),
-        (labels::POD_TYPE, format!("ray-{node}-type")),
-        (labels::LAUNCH_CONFIG, "0123456789".to_string()),
+        (naming::CLUSTER_NAME, format!("c{cluster}")),
+        (naming::NODE_KIND, node.to_string()),
+        (naming::POD_TYPE, format!("ray-{node}-type")),
+        (naming::LAUNCH_CONFIG, "0123456789".to_string()),
     ];
     CachedPod {
         metadata: ObjectMeta {
@@ -73,7 +73,7 @@ fn scanned(store: &Store<CachedPod>, name: &str) -> Vec<ObservedPod> {
         .state()
         .iter()
         .filter(|pod| pod.metadata.namespace.as_deref() == Some(NAMESPACE))
-        .filter(|pod| pod.labels().get(labels::CLUSTER_NAME).map(String::as_str) == Some(name))
+        .filter(|pod| pod.labels().get(naming::CLUSTER_NAME).map(String::as_str) == Some(name))
         .filter_map(|pod| ObservedPod::from_pod(pod))
         .collect()
 }

@@ -1,6 +1,6 @@
 //! Converts the chart's `values.yaml` and `Chart.yaml` to JSON at build time,
 //! so a `ray-operator render` without `-f` reads no YAML at all (YAML parsing
-//! of the defaults was a quarter of a render's work). `src/render/templates.rs`
+//! of the defaults was a quarter of a render's work). `src/chart/render/templates.rs`
 //! tests that the JSON equals what reading the YAML at run time gives.
 
 /// Writes `values.json` and `chart.json` for the chart in `chart` to `out`.

@@ -4,7 +4,7 @@
 //! (pest's line/column lookup is quadratic in a template's length). So the
 //! build parses each template once, with the same handlebars the binary
 //! uses, and writes `$OUT_DIR/templates.rs`: Rust code that rebuilds each
-//! parsed `Template` with the constructors of `src/render/compiled.rs`. A
+//! parsed `Template` with the constructors of `src/chart/render/compiled.rs`. A
 //! unit test there checks that every rebuilt template equals a fresh parse.
 
 use std::fmt::Write;
@@ -14,7 +14,7 @@ use handlebars::template::{
 };
 use handlebars::{JsonValue, Path, PathSeg};
 
-#[path = "../src/render/defines.rs"]
+#[path = "../src/chart/render/defines.rs"]
 mod defines;
 
 /// Writes the compiled form of every `templates/*.yaml` and every define of

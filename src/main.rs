@@ -24,14 +24,14 @@ enum Command {
     #[command(
         after_help = "Exit status: 0 no differences, 1 differences (printed), 2 an error.\n\nExamples:\n  ray-operator diff example-cluster -n ray --set clusterOnly=true\n  ray-operator diff ray-operator --set operatorOnly=true -f my-values.yaml"
     )]
-    Diff(ray_operator::render::RenderArgs),
+    Diff(ray_operator::chart::render::RenderArgs),
     /// Run the operator: reconcile every RayCluster it may see.
     #[command(
         after_help = "Examples:\n  ray-operator run                      # all namespaces\n  ray-operator run --namespace ray      # only namespace ray\n  KUBECONFIG=.cluster/kubeconfig ray-operator run --health-port 8080"
     )]
     Run(RunArgs),
     /// Render the Helm chart's manifests like `helm template`, without Helm.
-    Render(ray_operator::render::RenderArgs),
+    Render(ray_operator::chart::render::RenderArgs),
     /// Print the JSON schema of the chart's values (charts/ray/values.schema.json).
     #[command(hide = true)]
     ValuesSchema,
@@ -52,7 +52,7 @@ struct RunArgs {
     health_port: u16,
     /// Log lines as text (prefixed `<cluster>,<namespace>`) or JSON.
     #[arg(long, value_enum, default_value = "text")]
-    log_format: ray_operator::logging::LogFormat,
+    log_format: ray_operator::operator::telemetry::logging::LogFormat,
     /// Hold a leader Lease before acting, so several replicas are safe.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -93,10 +93,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(args) => run(args),
-        Command::Diff(args) => ray_operator::diff::run(&args),
-        Command::Render(args) => ray_operator::render::run(&args),
+        Command::Diff(args) => ray_operator::chart::diff::run(&args),
+        Command::Render(args) => ray_operator::chart::render::run(&args),
         Command::ValuesSchema => {
-            print!("{}", ray_operator::values::schema_json());
+            print!("{}", ray_operator::chart::values::schema_json());
             ExitCode::SUCCESS
         }
     }
@@ -109,8 +109,8 @@ fn main() -> ExitCode {
 const RUNTIME_THREADS: usize = 2;
 
 fn run(args: RunArgs) -> ExitCode {
-    ray_operator::logging::init(args.log_format);
-    ray_operator::memory::single_arena();
+    ray_operator::operator::telemetry::logging::init(args.log_format);
+    ray_operator::operator::telemetry::memory::single_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(RUNTIME_THREADS)
         .enable_all()
@@ -134,13 +134,13 @@ fn run(args: RunArgs) -> ExitCode {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| format!("ray-operator-{}", std::process::id()));
-        let settings = ray_operator::controller::Settings {
+        let settings = ray_operator::operator::Settings {
             lease_namespace: args.lease_namespace,
             namespace: args.namespace.filter(|ns| !ns.is_empty()),
             concurrency: args.concurrency,
             leader_elect: args.leader_elect,
             identity,
-            autoscaler: ray_operator::autoscaling::Settings {
+            autoscaler: ray_operator::operator::autoscaler::task::Settings {
                 enabled: args.autoscaler,
                 interval: std::time::Duration::from_millis(args.autoscaler_interval_ms.max(100)),
                 grace: std::time::Duration::from_secs(args.gcs_grace_seconds),
@@ -148,7 +148,7 @@ fn run(args: RunArgs) -> ExitCode {
                 allow_gcs_address: args.allow_gcs_address,
             },
         };
-        ray_operator::controller::run(client, settings, health).await
+        ray_operator::operator::run(client, settings, health).await
     });
     let result = runtime
         .block_on(operator)

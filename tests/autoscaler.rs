@@ -17,7 +17,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
-use ray_operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
+use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
 use support::cluster::{TestNamespace, shared};
 use support::eventually;
 use support::operator::{Operator, install_crd, kubectl};
@@ -435,18 +435,18 @@ async fn operator_autoscales_against_a_real_head() {
 struct OldRayGcs;
 
 #[tonic::async_trait]
-impl ray_operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsService
+impl ray_operator::operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsService
     for OldRayGcs
 {
     async fn get_cluster_id(
         &self,
-        _: tonic::Request<ray_operator::autoscaler::proto::ray_rpc::GetClusterIdRequest>,
+        _: tonic::Request<ray_operator::operator::autoscaler::proto::ray_rpc::GetClusterIdRequest>,
     ) -> Result<
-        tonic::Response<ray_operator::autoscaler::proto::ray_rpc::GetClusterIdReply>,
+        tonic::Response<ray_operator::operator::autoscaler::proto::ray_rpc::GetClusterIdReply>,
         tonic::Status,
     > {
         Ok(tonic::Response::new(
-            ray_operator::autoscaler::proto::ray_rpc::GetClusterIdReply {
+            ray_operator::operator::autoscaler::proto::ray_rpc::GetClusterIdReply {
                 status: None,
                 cluster_id: vec![1; 28],
             },
@@ -466,7 +466,7 @@ async fn conditions(client: &Client, ns: &str) -> BTreeMap<String, (String, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ray_without_the_autoscaler_api_holds_min_workers_and_says_so() {
-    use ray_operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsServiceServer;
+    use ray_operator::operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsServiceServer;
     shared();
     install_crd();
     let client = shared().client().await;

@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
-use ray_operator::reconcile::error::{Class, classify};
+use ray_operator::operator::reconcile::error::{Class, classify};
 use support::cluster::{TestNamespace, shared};
 use support::eventually;
 use support::operator::{Applied, Operator, install_crd, kubectl, render};

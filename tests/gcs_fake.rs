@@ -7,19 +7,19 @@ use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
-use ray_operator::autoscaler::gcs::{GcsClient, GcsOptions};
-use ray_operator::autoscaler::proto::autoscaler as pb;
-use ray_operator::autoscaler::proto::autoscaler::autoscaler_state_service_server::{
+use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions};
+use ray_operator::operator::autoscaler::proto::autoscaler as pb;
+use ray_operator::operator::autoscaler::proto::autoscaler::autoscaler_state_service_server::{
     AutoscalerStateService, AutoscalerStateServiceServer,
 };
-use ray_operator::autoscaler::proto::ray_rpc;
-use ray_operator::autoscaler::proto::ray_rpc::internal_kv_gcs_service_server::{
+use ray_operator::operator::autoscaler::proto::ray_rpc;
+use ray_operator::operator::autoscaler::proto::ray_rpc::internal_kv_gcs_service_server::{
     InternalKvGcsService, InternalKvGcsServiceServer,
 };
-use ray_operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::{
+use ray_operator::operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::{
     NodeInfoGcsService, NodeInfoGcsServiceServer,
 };
-use ray_operator::autoscaler::resources::bundle;
+use ray_operator::operator::autoscaler::resources::bundle;
 
 /// Shared state of the fake: the current cluster id, the required token, what it saw.
 #[derive(Default)]
@@ -220,7 +220,7 @@ async fn sends_the_cluster_id_and_rereads_it_after_a_head_restart() {
     let outcome = gcs
         .drain_node(
             "abcd",
-            ray_operator::autoscaler::DrainReason::IdleTermination,
+            ray_operator::operator::autoscaler::DrainReason::IdleTermination,
             "idle",
             0,
         )
@@ -234,7 +234,7 @@ async fn sends_the_cluster_id_and_rereads_it_after_a_head_restart() {
     assert!(
         gcs.drain_node(
             "zz",
-            ray_operator::autoscaler::DrainReason::Preemption,
+            ray_operator::operator::autoscaler::DrainReason::Preemption,
             "",
             0
         )

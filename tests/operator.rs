@@ -12,7 +12,7 @@ use k8s_openapi::jiff::{self, Timestamp};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
-use ray_operator::reconcile::status::REJECTED;
+use ray_operator::operator::reconcile::status::REJECTED;
 use support::cluster::{TestNamespace, shared};
 use support::eventually;
 use support::kwok_clusters::{

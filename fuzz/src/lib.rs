@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 
 use arbitrary::{Result as Arbitrary, Unstructured};
 use ray_operator::api::ClusterObject;
-use ray_operator::labels::NodeKind;
-use ray_operator::reconcile::{build, validate};
-use ray_operator::render::{self, ValuesFile, set};
+use ray_operator::chart::render::{self, ValuesFile, set};
+use ray_operator::naming::NodeKind;
+use ray_operator::operator::reconcile::{build, validate};
 use serde_json::{Map, Value, json};
 
 /// Each line as one `--set` and, separately, as one `--set-string` argument.

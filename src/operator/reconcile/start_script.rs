@@ -18,7 +18,7 @@
 //! SIGTERM runs `ray stop` and exits at once; bash as PID 1 would otherwise
 //! wait out the pod's whole grace period.
 
-use crate::labels::NodeKind;
+use crate::naming::NodeKind;
 
 /// How long the script waits, after the start commands returned, for Ray's
 /// main process to appear before it counts Ray as failed to start.

@@ -13,7 +13,7 @@ use kube::discovery::{self, Scope};
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::render::{self, RenderArgs};
+use crate::chart::render::{self, RenderArgs};
 
 /// The field manager of the dry-run apply; nothing is stored under it.
 const DIFF_MANAGER: &str = "ray-operator-diff";

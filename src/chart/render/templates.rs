@@ -22,7 +22,7 @@ const CHART_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/chart.json"));
 /// The CRD file Helm installs from `crds/` (`--include-crds`).
 pub const CRD: (&str, &str) = (
     "cluster_crd.yaml",
-    include_str!("../../charts/ray/crds/cluster_crd.yaml"),
+    include_str!("../../../charts/ray/crds/cluster_crd.yaml"),
 );
 
 /// The chart's name and versions, as `.Chart` holds them.
@@ -66,9 +66,9 @@ mod tests {
     fn chart_json_is_the_chart_yaml() {
         let yaml = |text| serde_yaml_ng::from_str::<serde_json::Value>(text).unwrap();
         let json = |text| serde_json::from_str::<serde_json::Value>(text).unwrap();
-        let values = include_str!("../../charts/ray/values.yaml");
+        let values = include_str!("../../../charts/ray/values.yaml");
         assert_eq!(json(VALUES_JSON), yaml(values));
-        let chart = include_str!("../../charts/ray/Chart.yaml");
+        let chart = include_str!("../../../charts/ray/Chart.yaml");
         assert_eq!(json(CHART_JSON), yaml(chart));
     }
 
@@ -87,13 +87,13 @@ mod tests {
 
     #[test]
     fn every_go_define_has_a_twin() {
-        let go = include_str!("../../charts/ray/templates/_helpers.tpl");
+        let go = include_str!("../../../charts/ray/templates/_helpers.tpl");
         let go_names: Vec<&str> = go
             .split("{{- define \"")
             .skip(1)
             .map(|s| s.split('"').next().unwrap())
             .collect();
-        let helpers = include_str!("../../templates/_helpers.tpl");
+        let helpers = include_str!("../../../templates/_helpers.tpl");
         let hbs_names: Vec<&str> = super::super::defines::defines(helpers)
             .unwrap()
             .into_iter()

@@ -6,7 +6,7 @@ use super::build;
 use super::plan::{ObservedPod, PlanInput, PodState, RayCheck, RayHealth, Scaling, plan};
 use super::validate::{SpecError, ValidatedCluster, validate};
 use crate::api::{Phase, RayCluster, RayClusterStatus};
-use crate::labels::NodeKind;
+use crate::naming::NodeKind;
 
 const CLUSTER: &str = r#"
 apiVersion: cluster.ray.io/v1
@@ -258,7 +258,7 @@ fn launch_hash_follows_the_pod_config_not_the_counts_or_ray_resources() {
 #[test]
 fn build_head_service_carries_the_hash_of_its_spec() {
     let hash = |c: &ValidatedCluster| {
-        build::head_service(c).metadata.annotations.unwrap()[crate::labels::SPEC_HASH].clone()
+        build::head_service(c).metadata.annotations.unwrap()[crate::naming::SPEC_HASH].clone()
     };
     assert_eq!(hash(&cluster()), hash(&cluster()), "stable");
     let more_ports = validate(&edit(|v| {

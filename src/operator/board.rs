@@ -11,7 +11,7 @@ use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{AutoscalerStatus, ClusterObject};
-use crate::reconcile::plan::{RayHealth, Scaling};
+use crate::operator::reconcile::plan::{RayHealth, Scaling};
 
 /// What an autoscaler task last concluded about its cluster.
 #[derive(Debug, Clone, Default, PartialEq)]

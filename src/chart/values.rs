@@ -523,7 +523,7 @@ mod tests {
 
     #[test]
     fn committed_schema_is_current() {
-        let committed = include_str!("../charts/ray/values.schema.json");
+        let committed = include_str!("../../charts/ray/values.schema.json");
         assert!(
             committed == schema_json(),
             "charts/ray/values.schema.json is stale: run `make values-schema`"
@@ -533,7 +533,7 @@ mod tests {
     #[test]
     fn chart_defaults_are_valid() {
         let v: serde_json::Value =
-            serde_yaml_ng::from_str(include_str!("../charts/ray/values.yaml")).unwrap();
+            serde_yaml_ng::from_str(include_str!("../../charts/ray/values.yaml")).unwrap();
         let values: Values = serde_path_to_error::deserialize(v).unwrap();
         check(&values).unwrap();
     }

@@ -135,8 +135,8 @@ impl Expectations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::NodeKind;
-    use crate::reconcile::plan::PodState;
+    use crate::naming::NodeKind;
+    use crate::operator::reconcile::plan::PodState;
 
     fn pod(name: &str, terminating: bool) -> ObservedPod {
         ObservedPod {
@@ -216,7 +216,7 @@ mod tests {
         let e = Expectations::default();
         let mut written = RayClusterStatus::default();
         let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(RayClusterStatus::now());
-        crate::reconcile::status::set_condition(
+        crate::operator::reconcile::status::set_condition(
             &mut written.conditions,
             "HeadReady",
             "True",

@@ -9,8 +9,8 @@ use super::Error;
 use super::build;
 use super::plan::{NewPod, ObservedPod, PodState};
 use super::validate::ValidatedCluster;
-use crate::controller::Context;
-use crate::labels::{self, FIELD_MANAGER, NodeKind};
+use crate::naming::{self, FIELD_MANAGER, NodeKind};
+use crate::operator::Context;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
@@ -23,11 +23,11 @@ const WRITES_IN_FLIGHT: usize = 8;
 pub async fn head_service(ctx: &Context, cluster: &ValidatedCluster) -> Result<(), Error> {
     let service = build::head_service(cluster);
     let name = service.metadata.name.clone().unwrap_or_default();
-    let wanted = service.annotations().get(labels::SPEC_HASH);
+    let wanted = service.annotations().get(naming::SPEC_HASH);
     let cached = ctx
         .services
         .get(&ObjectRef::new(&name).within(&cluster.namespace));
-    if cached.is_some_and(|c| c.annotations().get(labels::SPEC_HASH) == wanted) {
+    if cached.is_some_and(|c| c.annotations().get(naming::SPEC_HASH) == wanted) {
         return Ok(());
     }
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), &cluster.namespace);

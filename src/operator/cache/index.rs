@@ -13,8 +13,8 @@ use std::sync::RwLock;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
-use crate::cached_pod::CachedPod;
-use crate::labels;
+use crate::naming;
+use crate::operator::cache::pod::CachedPod;
 
 /// A cluster: its namespace and name.
 type ClusterId = (String, String);
@@ -55,7 +55,7 @@ pub struct PodIndex {
 /// The cluster a pod belongs to, from its namespace and cluster label. A
 /// pod's labels are the operator's own and do not move between clusters.
 fn cluster_of(pod: &CachedPod) -> Option<ClusterId> {
-    let cluster = pod.labels().get(labels::CLUSTER_NAME)?;
+    let cluster = pod.labels().get(naming::CLUSTER_NAME)?;
     Some((pod.namespace()?, cluster.clone()))
 }
 
@@ -124,7 +124,7 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some(namespace.into()),
-                labels: cluster.map(|c| [(labels::CLUSTER_NAME.to_string(), c.to_string())].into()),
+                labels: cluster.map(|c| [(naming::CLUSTER_NAME.to_string(), c.to_string())].into()),
                 ..Default::default()
             },
             status: None,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use crate::lease::{NAMESPACED_LEASE, fresh_holder};
+use crate::operator::lease::{NAMESPACED_LEASE, fresh_holder};
 
 /// How long a looked-up claim is trusted before it is read again.
 const CLAIM_CACHE_TTL: Duration = Duration::from_secs(5);

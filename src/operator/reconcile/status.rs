@@ -151,8 +151,8 @@ pub fn rejected(status: &mut RayClusterStatus, message: &str, generation: Option
 /// `GcsAddressIgnored` when the spec names an address the operator will not dial.
 pub fn side_conditions(
     cluster: &ValidatedCluster,
-    view: Option<&crate::scaling::AutoscalerView>,
-    settings: &crate::autoscaling::Settings,
+    view: Option<&crate::operator::board::AutoscalerView>,
+    settings: &crate::operator::autoscaler::task::Settings,
 ) -> Vec<(&'static str, &'static str, &'static str, String, bool)> {
     let mut out = Vec::new();
     if let Some(view) = view {

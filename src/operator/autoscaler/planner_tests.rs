@@ -1,8 +1,8 @@
 //! Table tests for the planner: one case per rule.
 
 use super::*;
-use crate::autoscaler::gcs::Gang;
-use crate::autoscaler::resources::bundle;
+use crate::operator::autoscaler::gcs::Gang;
+use crate::operator::autoscaler::resources::bundle;
 
 fn cpu(n: f64) -> ResourceBundle {
     bundle([("CPU", n)])

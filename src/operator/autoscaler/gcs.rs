@@ -638,7 +638,7 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscaler::resources::bundle;
+    use crate::operator::autoscaler::resources::bundle;
 
     #[test]
     fn hex_round_trip() {

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cached_pod::CachedPod;
+use crate::operator::cache::pod::CachedPod;
 
 use super::validate::{ValidatedCluster, ValidatedPodType};
 use crate::api::{Phase, PodTypeStatus, RayClusterStatus};
-use crate::labels::{self, NodeKind};
+use crate::naming::{self, NodeKind};
 
 /// Where a pod is in its life, as far as the plan cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl ObservedPod {
     /// Reads a pod's labels and status; `None` for a pod the operator did not make.
     pub fn from_pod(pod: &CachedPod) -> Option<Self> {
         let labels = pod.metadata.labels.as_ref()?;
-        let kind = match labels.get(labels::NODE_KIND)?.as_str() {
+        let kind = match labels.get(naming::NODE_KIND)?.as_str() {
             "head" => NodeKind::Head,
             "worker" => NodeKind::Worker,
             _ => return None,
@@ -57,9 +57,9 @@ impl ObservedPod {
             name: pod.metadata.name.clone()?,
             uid: pod.metadata.uid.clone(),
             kind,
-            pod_type: labels.get(labels::POD_TYPE).cloned().unwrap_or_default(),
+            pod_type: labels.get(naming::POD_TYPE).cloned().unwrap_or_default(),
             launch_hash: labels
-                .get(labels::LAUNCH_CONFIG)
+                .get(naming::LAUNCH_CONFIG)
                 .cloned()
                 .unwrap_or_default(),
             state,

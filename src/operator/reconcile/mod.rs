@@ -26,10 +26,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ClusterObject, InvalidCluster, Phase, RayCluster, RayClusterStatus};
-use crate::cached_pod::CachedPod;
-use crate::controller::Context;
-use crate::labels::{self, FIELD_MANAGER};
-use crate::pod_index::PodIndex;
+use crate::naming::{self, FIELD_MANAGER};
+use crate::operator::Context;
+use crate::operator::cache::index::PodIndex;
+use crate::operator::cache::pod::CachedPod;
 use plan::{ObservedPod, PlanInput, RayCheck};
 
 use backoff::{Rejection, Target};
@@ -76,7 +76,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
     if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
         tracing::info!(cluster = %name, namespace = %namespace, "skipping: namespace {namespace} is claimed by the namespaced operator {holder}");
         // An unread claim is looked up again soon; a held one is long-lived.
-        let again = if holder == crate::scope::UNKNOWN_HOLDER {
+        let again = if holder == crate::operator::scope::UNKNOWN_HOLDER {
             5
         } else {
             60
@@ -128,7 +128,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         unreachable_head: view.as_ref().and_then(|v| v.unreachable_head.as_deref()),
         ray,
     };
-    let mut plan = plan::plan(&input, &mut labels::random_suffix);
+    let mut plan = plan::plan(&input, &mut naming::random_suffix);
 
     if let Some(held) = input.held {
         // A head of a rejected pod type is not sent again either.

@@ -1,7 +1,7 @@
 //! `ray-operator render`: the chart's manifests, as `helm template` prints them,
 //! without Helm.
 //!
-//! values (`merge`, `set`) -> checked against [`crate::values::Values`] ->
+//! values (`merge`, `set`) -> checked against [`crate::chart::values::Values`] ->
 //! handlebars templates (`templates`, `helpers`) -> documents sorted and
 //! printed like Helm's. `tests/render_parity.rs` runs both and compares.
 
@@ -292,7 +292,7 @@ fn check_values(values: &Map<String, Value>) -> Result<(), RenderError> {
     unprintable::check(values).map_err(RenderError::Schema)?;
     let mut v = Value::Object(values.clone());
     merge::integers(&mut v);
-    let typed: crate::values::Values = serde_path_to_error::deserialize(v).map_err(|e| {
+    let typed: crate::chart::values::Values = serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         RenderError::Schema(if path == "." {
@@ -301,7 +301,7 @@ fn check_values(values: &Map<String, Value>) -> Result<(), RenderError> {
             format!("{path}: {inner}")
         })
     })?;
-    crate::values::check(&typed).map_err(RenderError::Schema)
+    crate::chart::values::check(&typed).map_err(RenderError::Schema)
 }
 
 fn template_error(file: &str, e: handlebars::RenderError) -> RenderError {

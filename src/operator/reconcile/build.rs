@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::start_script::start_script;
 use super::validate::{ValidatedCluster, ValidatedPodType};
-use crate::labels::{self, NodeKind};
+use crate::naming::{self, NodeKind};
 
 /// The GCS port; the autoscaler and the workers reach the head on it.
 pub const GCS_PORT: i32 = 6379;
@@ -31,7 +31,7 @@ pub fn pod_name(cluster: &ValidatedCluster, pod_type: &ValidatedPodType, suffix:
 pub fn head_address(cluster: &ValidatedCluster) -> String {
     format!(
         "{}.{}.svc",
-        labels::head_service_name(&cluster.name),
+        naming::head_service_name(&cluster.name),
         cluster.namespace
     )
 }
@@ -55,25 +55,25 @@ pub fn head_service(cluster: &ValidatedCluster) -> Service {
     }
     let mut service = Service {
         metadata: ObjectMeta {
-            name: Some(labels::head_service_name(&cluster.name)),
+            name: Some(naming::head_service_name(&cluster.name)),
             namespace: Some(cluster.namespace.clone()),
-            labels: Some(labels::cluster_labels(&cluster.name)),
+            labels: Some(naming::cluster_labels(&cluster.name)),
             owner_references: Some(vec![cluster.owner.clone()]),
             ..ObjectMeta::default()
         },
         spec: Some(ServiceSpec {
-            selector: Some(labels::head_selector(&cluster.name)),
+            selector: Some(naming::head_selector(&cluster.name)),
             ports: Some(ports),
             ..ServiceSpec::default()
         }),
         ..Service::default()
     };
-    let hash = labels::stable_hash(
+    let hash = naming::stable_hash(
         serde_json::to_string(&service)
             .expect("a Service serializes")
             .as_bytes(),
     );
-    service.metadata.annotations = Some([(labels::SPEC_HASH.to_string(), hash)].into());
+    service.metadata.annotations = Some([(naming::SPEC_HASH.to_string(), hash)].into());
     service
 }
 
@@ -96,12 +96,12 @@ pub fn pod(
     name: &str,
 ) -> Pod {
     let mut pod_labels = pod_type.metadata.labels.clone().unwrap_or_default();
-    pod_labels.extend(labels::cluster_labels(&cluster.name));
+    pod_labels.extend(naming::cluster_labels(&cluster.name));
     pod_labels.extend([
-        (labels::NODE_KIND.to_string(), kind.as_str().to_string()),
-        (labels::POD_TYPE.to_string(), pod_type.name.clone()),
+        (naming::NODE_KIND.to_string(), kind.as_str().to_string()),
+        (naming::POD_TYPE.to_string(), pod_type.name.clone()),
         (
-            labels::LAUNCH_CONFIG.to_string(),
+            naming::LAUNCH_CONFIG.to_string(),
             pod_type.launch_hash.clone(),
         ),
         (

@@ -6,6 +6,7 @@ pub mod gcs;
 pub mod planner;
 pub mod proto;
 pub mod resources;
+pub mod task;
 
 pub use gcs::{
     AutoscalerReport, ClusterState, DrainOutcome, DrainReason, Gang, GcsClient, GcsError,

@@ -3,7 +3,7 @@
 //! the workers it removes, and posts the result on the [`Board`] for the
 //! reconciler to carry out.
 //!
-//! [`Board`]: crate::scaling::Board
+//! [`Board`]: crate::operator::board::Board
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,15 +16,17 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
 use crate::api::{AutoscalerStatus, ClusterObject, RayCluster};
-use crate::autoscaler::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus};
-use crate::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
-use crate::autoscaler::resources::format_bundle;
-use crate::controller::Context;
-use crate::labels::NodeKind;
-use crate::reconcile::build::{GCS_PORT, head_address};
-use crate::reconcile::plan::{ObservedPod, PodState, RayHealth, Scaling};
-use crate::reconcile::{cluster_key, cluster_pods, publish, validate};
-use crate::scaling::AutoscalerView;
+use crate::naming::NodeKind;
+use crate::operator::Context;
+use crate::operator::autoscaler::gcs::{
+    AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus,
+};
+use crate::operator::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
+use crate::operator::autoscaler::resources::format_bundle;
+use crate::operator::board::AutoscalerView;
+use crate::operator::reconcile::build::{GCS_PORT, head_address};
+use crate::operator::reconcile::plan::{ObservedPod, PodState, RayHealth, Scaling};
+use crate::operator::reconcile::{cluster_key, cluster_pods, publish, validate};
 
 /// How the autoscaler runs.
 #[derive(Debug, Clone)]
@@ -462,8 +464,8 @@ async fn read_token(ctx: &Context, namespace: &str, secret: &str) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscaler::gcs::RayNode;
-    use crate::autoscaler::resources::bundle;
+    use crate::operator::autoscaler::gcs::RayNode;
+    use crate::operator::autoscaler::resources::bundle;
 
     fn node(instance_id: &str, status: NodeStatus) -> RayNode {
         RayNode {

@@ -12,9 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde::Serialize;
 
 use crate::api::{CompactJson, PodType, RayCluster, ServicePort};
-use crate::labels::stable_hash;
+use crate::naming::stable_hash;
 // The chart names pods with sprig's kebabcase; the operator names them alike.
-use crate::render::helpers::kebabcase as kebab_case;
+use crate::chart::render::helpers::kebabcase as kebab_case;
 
 /// Cluster names longer than this would make the head Service name
 /// (`<cluster>-ray-head`) longer than a DNS label's 63 characters.
@@ -56,7 +56,7 @@ pub enum SpecError {
     #[error("spec.podTypes[{index}].podConfig.spec.containers[0].resources: {source}")]
     Resources {
         index: usize,
-        source: crate::autoscaler::resources::ResourceError,
+        source: crate::operator::autoscaler::resources::ResourceError,
     },
     #[error("spec.podTypes[{index}].podConfig.{path}: {message}")]
     PodConfig {
@@ -245,7 +245,7 @@ fn validate_pod_type(
         slug: kebab_case(&pod_type.name),
         min_workers: pod_type.min_workers,
         max_workers: pod_type.max_workers,
-        ray_resources: crate::autoscaler::resources::ray_resources(pod_type)
+        ray_resources: crate::operator::autoscaler::resources::ray_resources(pod_type)
             .map_err(|source| SpecError::Resources { index, source })?,
         launch_hash: launch_hash(config, commands),
         metadata,

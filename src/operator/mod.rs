@@ -1,6 +1,15 @@
 //! `ray-operator run`: the watches, the controller loop, and what every
 //! reconcile shares (the [`Context`]).
 
+pub mod autoscaler;
+pub mod board;
+pub mod cache;
+pub mod events;
+pub mod lease;
+pub mod reconcile;
+pub mod scope;
+pub mod telemetry;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,14 +25,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::ClusterObject;
-use crate::cached_pod::CachedPod;
-use crate::events::Recorder;
-use crate::labels;
-use crate::lease;
-use crate::metrics::Metrics;
-use crate::reconcile::{self, Error, backoff::Backoffs, expectations::Expectations};
-use crate::scaling::Board;
-use crate::scope::Scope;
+use crate::naming;
+use cache::pod::CachedPod;
+use events::Recorder;
+
+use board::Board;
+use reconcile::{Error, backoff::Backoffs, expectations::Expectations};
+use scope::Scope;
+use telemetry::metrics::Metrics;
 
 /// How `run` was asked to work.
 #[derive(Debug, Clone)]
@@ -38,7 +47,7 @@ pub struct Settings {
     pub lease_namespace: String,
     /// This replica's name in the Lease.
     pub identity: String,
-    pub autoscaler: crate::autoscaling::Settings,
+    pub autoscaler: autoscaler::task::Settings,
 }
 
 /// Writes to the API server in flight at once, over all clusters. kube's
@@ -54,7 +63,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub pods: Store<CachedPod>,
     /// The cached pods' names by cluster (kept by the pod watch).
-    pub pod_index: crate::pod_index::PodIndex,
+    pub pod_index: cache::index::PodIndex,
     /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
     pub services: Store<PartialObjectMeta<Service>>,
     /// Every RayCluster object, parsed or not (see [`ClusterObject`]).
@@ -68,7 +77,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub scope: Scope,
     pub board: Board,
-    pub autoscalers: crate::autoscaling::Autoscalers,
+    pub autoscalers: autoscaler::task::Autoscalers,
     /// Turns true once the cluster, pod and Service caches hold their first
     /// full lists: a plan made before would take pods not yet listed for
     /// gone (and restart a healthy head).
@@ -99,7 +108,7 @@ impl Context {
         let (synced_tx, caches_synced) = tokio::sync::watch::channel(false);
         let ctx = Context {
             client: client.clone(),
-            recorder: Recorder::new(client.clone(), labels::FIELD_MANAGER, &settings.identity),
+            recorder: Recorder::new(client.clone(), naming::FIELD_MANAGER, &settings.identity),
             pods,
             pod_index: Default::default(),
             services,
@@ -110,7 +119,7 @@ impl Context {
             metrics,
             scope,
             board,
-            autoscalers: crate::autoscaling::Autoscalers::new(settings.autoscaler.clone()),
+            autoscalers: autoscaler::task::Autoscalers::new(settings.autoscaler.clone()),
             caches_synced,
         };
         let feeds = Feeds {
@@ -209,7 +218,7 @@ struct Process {
     term: std::sync::Mutex<Option<Arc<Context>>>,
 }
 
-impl crate::http::Health for Process {
+impl telemetry::http::Health for Process {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
@@ -265,12 +274,12 @@ pub async fn run(
 ) -> Result<(), String> {
     let process = Arc::new(Process::default());
     if let Some(listener) = health_listener {
-        tokio::spawn(crate::http::serve(listener, process.clone()));
+        tokio::spawn(telemetry::http::serve(listener, process.clone()));
     }
     // Deleted clusters run no reconcile: the watch events that empty the
     // caches are work too, after which their memory is handed back.
     let metrics = process.metrics.clone();
-    tokio::spawn(crate::memory::return_freed_memory(move || {
+    tokio::spawn(telemetry::memory::return_freed_memory(move || {
         metrics.reconciles() + metrics.watch_events()
     }));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -356,7 +365,7 @@ async fn act(
         scale_requests,
         caches_synced,
     } = feeds;
-    let selector = watcher::Config::default().labels(labels::CLUSTER_NAME);
+    let selector = watcher::Config::default().labels(naming::CLUSTER_NAME);
     let watch_ctx = ctx.clone();
     let cluster_stream = watcher(
         api_in::<ClusterObject>(client, namespace),
