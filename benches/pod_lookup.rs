@@ -1,7 +1,7 @@
 //! `make bench-lookup`: the cost of reading one cluster's pods from the cache
 //! (what every reconcile and every autoscaler round of that cluster does) as
 //! the number of other clusters grows, through the pod index
-//! (`reconcile::cluster_pods`) and by scanning every cached pod (what it
+//! (`reconcile::plan::observed`) and by scanning every cached pod (what it
 //! replaced). Clusters of 1 head + 3 workers; prints a Markdown table.
 //! BENCH_CLUSTERS (comma-separated, default 100,1000,10000) sets the sizes.
 
@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Event;
 use ray_operator::naming;
-use ray_operator::operator::cache::index::PodIndex;
+use ray_operator::operator::cache::Caches;
 use ray_operator::operator::cache::pod::{CachedPod, CachedPodCondition, CachedPodStatus};
-use ray_operator::operator::reconcile::cluster_pods;
-use ray_operator::operator::reconcile::plan::ObservedPod;
+use ray_operator::operator::reconcile::plan::{ObservedPod, observed};
 
 const NAMESPACE: &str = "bench";
 /// Lookups timed per row.
@@ -52,19 +51,18 @@ fn pod(cluster: usize, node: &str, index: usize) -> CachedPod {
 }
 
 /// A cache and its index holding `clusters` clusters of 1 head + 3 workers.
-fn cache(clusters: usize) -> (Store<CachedPod>, PodIndex) {
-    let (store, mut writer) = reflector::store();
-    let index = PodIndex::default();
+fn cache(clusters: usize) -> Caches {
+    let (caches, mut writers) = Caches::new();
     for cluster in 0..clusters {
         let pods = std::iter::once(pod(cluster, "head", 0))
             .chain((0..3).map(|w| pod(cluster, "worker", w)));
         for pod in pods {
             let event = Event::Apply(pod);
-            writer.apply_watcher_event(&event);
-            index.observe(&event);
+            writers.pods.apply_watcher_event(&event);
+            caches.pod_index.observe(&event);
         }
     }
-    (store, index)
+    caches
 }
 
 /// One cluster's pods by scanning every cached pod.
@@ -106,11 +104,9 @@ fn main() {
     println!("| clusters (pods) | one cluster's pods, indexed | by scanning the cache | ratio |");
     println!("|---|---|---|---|");
     for clusters in sizes {
-        let (store, index) = cache(clusters);
-        let indexed = time(clusters, |name| {
-            cluster_pods(&store, &index, NAMESPACE, name)
-        });
-        let scan = time(clusters, |name| scanned(&store, name));
+        let caches = cache(clusters);
+        let indexed = time(clusters, |name| observed(&caches, NAMESPACE, name));
+        let scan = time(clusters, |name| scanned(&caches.pods, name));
         println!(
             "| {clusters} ({}) | {:.1} µs | {:.1} µs | {:.0}x |",
             clusters * 4,

@@ -19,7 +19,7 @@ use ray_operator::operator::autoscaler::proto::ray_rpc::internal_kv_gcs_service_
 use ray_operator::operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::{
     NodeInfoGcsService, NodeInfoGcsServiceServer,
 };
-use ray_operator::operator::autoscaler::resources::bundle;
+use ray_operator::operator::resources::bundle;
 
 /// Shared state of the fake: the current cluster id, the required token, what it saw.
 #[derive(Default)]

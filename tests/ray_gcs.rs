@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use ray_operator::operator::autoscaler::gcs::{DrainReason, GcsClient, GcsOptions, NodeStatus};
 use ray_operator::operator::autoscaler::planner::{self, AutoscalerConfig, WorkerPod, WorkerType};
-use ray_operator::operator::autoscaler::resources::bundle;
 use ray_operator::operator::autoscaler::{AutoscalerReport, ClusterState};
+use ray_operator::operator::resources::bundle;
 use support::ray::{RayHead, free_port};
 
 const WORKER_POD: &str = "test-cpu-worker-abcde";

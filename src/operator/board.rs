@@ -1,17 +1,60 @@
-//! The board between the per-cluster autoscaler tasks and the reconciler.
+//! Where the per-cluster autoscaler tasks and the reconciler meet, so that
+//! neither imports the other.
 //!
 //! An autoscaler task posts what it wants of its cluster's workers (and
 //! whether the head's Ray answers); the reconciler reads it when it plans.
-//! Posting a changed view triggers a reconcile of that cluster at once.
+//! Posting a changed view triggers a reconcile of that cluster at once. The
+//! reconciler starts and stops the tasks through [`AutoscalerTasks`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{AutoscalerStatus, ClusterObject};
-use crate::operator::reconcile::plan::{RayHealth, Scaling};
+use crate::api::{AutoscalerStatus, ClusterObject, RayCluster};
+
+/// What the autoscaler wants of the workers; without it, each type keeps `minWorkers`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scaling {
+    /// Workers wanted per pod type (clamped to minWorkers..=maxWorkers).
+    pub desired: BTreeMap<String, i32>,
+    /// Pods chosen for removal (drained); removed first when a type shrinks.
+    pub remove: BTreeSet<String>,
+}
+
+/// What the head's Ray said in the autoscaler task's last round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RayHealth {
+    /// The pods alive as Ray nodes (their `RAY_CLOUD_INSTANCE_ID`); `None`
+    /// when this Ray cannot list them (older than the autoscaler API).
+    pub joined: Option<BTreeSet<String>>,
+}
+
+/// The autoscaler's settings that the reconciler reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checks {
+    /// The autoscaler sets the workers (off: clusters hold minWorkers).
+    pub autoscaling: bool,
+    /// Each head's GCS is read, so `Running` means Ray runs.
+    pub ray_health: bool,
+    /// `spec.gcsAddress` is honoured (a test aid).
+    pub allow_gcs_address: bool,
+}
+
+/// The per-cluster autoscaler tasks, as the reconciler sees them.
+pub trait AutoscalerTasks: Send + Sync {
+    /// What the reconciler reads of the autoscaler's settings.
+    fn checks(&self) -> Checks;
+    /// Starts the cluster's task unless it runs (or there is none to run).
+    fn ensure(&self, cluster: &RayCluster);
+    /// Stops the cluster's task.
+    fn stop(&self, key: &str);
+    /// Stops the tasks of every cluster whose key `keep` refuses.
+    fn retain(&self, keep: &dyn Fn(&str) -> bool);
+    /// Clusters with a task.
+    fn tracked(&self) -> usize;
+}
 
 /// What an autoscaler task last concluded about its cluster.
 #[derive(Debug, Clone, Default, PartialEq)]

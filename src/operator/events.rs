@@ -10,14 +10,17 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+
+use super::cache::cluster_key;
+use super::writer::Writer;
 
 /// How long an Event may be repeated as a series of itself.
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
@@ -67,40 +70,64 @@ impl Sent {
     }
 }
 
+/// Longest note an Event carries; longer ones are cut (the API server
+/// refuses notes over 1 KiB).
+const MAX_NOTE: usize = 1000;
+
 /// Sends Events as the operator (`reportingController`, `reportingInstance`).
 pub struct Recorder {
-    client: Client,
+    writer: Arc<Writer>,
     controller: String,
     instance: String,
     sent: Mutex<Sent>,
 }
 
 impl Recorder {
-    pub fn new(client: Client, controller: &str, instance: &str) -> Self {
+    pub fn new(writer: Arc<Writer>, controller: &str, instance: &str) -> Self {
         Recorder {
-            client,
+            writer,
             controller: controller.to_string(),
             instance: instance.to_string(),
             sent: Mutex::default(),
         }
     }
 
+    /// Publishes an Event about the cluster (`Warning` when `warning`), its
+    /// note cut to 1,000 bytes; failing to is only logged, as an Event is
+    /// never worth failing a reconcile for.
+    pub async fn publish(
+        &self,
+        cluster: &impl Resource<DynamicType = ()>,
+        reason: &str,
+        note: String,
+        warning: bool,
+    ) {
+        let regarding = cluster.object_ref(&());
+        let note = truncate(note, MAX_NOTE);
+        let _permit = self.writer.permit().await;
+        if let Err(e) = self
+            .send(&cluster_key(cluster), &regarding, warning, reason, note)
+            .await
+        {
+            tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "could not publish event {reason}: {e}");
+        }
+    }
+
     /// Records an Event about `regarding` (the cluster of key `cluster`), in
     /// its namespace; a repeat within six minutes (same object, type and
     /// reason) counts up the first one.
-    pub async fn publish(
+    async fn send(
         &self,
         cluster: &str,
         regarding: &ObjectReference,
         warning: bool,
         reason: &str,
-        action: &str,
         note: String,
     ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
         let kind = kind(warning, reason);
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
-        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Event> = Api::namespaced(self.writer.client(), namespace);
         let repeat = (self.sent.lock().expect("events lock")).repeat(cluster, kind, now);
         if let Some((name, count)) = repeat {
             let series = serde_json::json!({
@@ -128,7 +155,7 @@ impl Recorder {
             event_time: Some(MicroTime(now)),
             type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
             reason: Some(reason.to_string()),
-            action: Some(action.to_string()),
+            action: Some("Reconcile".to_string()),
             note: Some(note),
             regarding: Some(regarding.clone()),
             reporting_controller: Some(self.controller.clone()),
@@ -156,6 +183,17 @@ impl Recorder {
     pub fn tracked(&self) -> usize {
         self.sent.lock().expect("events lock").0.len()
     }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
 }
 
 /// Which Events about one cluster are repeats of each other: same type and reason.

@@ -4,11 +4,14 @@
 pub mod autoscaler;
 pub mod board;
 pub mod cache;
+pub mod context;
 pub mod events;
 pub mod lease;
 pub mod reconcile;
+pub mod resources;
 pub mod scope;
 pub mod telemetry;
+pub mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,193 +23,20 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::ClusterObject;
 use crate::naming;
+use cache::CacheWriters;
+use cache::cluster_key;
 use cache::pod::CachedPod;
-use events::Recorder;
+pub use context::Settings;
+use context::{Context, Feeds};
 
-use board::Board;
-use reconcile::{Error, backoff::Backoffs, expectations::Expectations};
-use scope::Scope;
+use reconcile::Error;
 use telemetry::metrics::Metrics;
-
-/// How `run` was asked to work.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Act only in this namespace (a namespaced operator).
-    pub namespace: Option<String>,
-    /// Reconciles of different clusters that may run at once.
-    pub concurrency: u16,
-    /// Hold a leader Lease before acting, so replicas are safe.
-    pub leader_elect: bool,
-    /// Namespace of the leader Lease of a cluster-scoped operator.
-    pub lease_namespace: String,
-    /// This replica's name in the Lease.
-    pub identity: String,
-    pub autoscaler: autoscaler::task::Settings,
-}
-
-/// Writes to the API server in flight at once, over all clusters. kube's
-/// client speaks HTTP/1.1: each write in flight holds a connection (about
-/// 40 KiB with TLS and buffers), and idle connections stay pooled, so this
-/// bounds the operator's memory in a burst as well as its load on the API
-/// server. 16 writes in flight still outpace what a control plane schedules.
-const WRITES_IN_FLIGHT: usize = 16;
-
-/// What every reconcile shares.
-pub struct Context {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub pods: Store<CachedPod>,
-    /// The cached pods' names by cluster (kept by the pod watch).
-    pub pod_index: cache::index::PodIndex,
-    /// Head Services (metadata only): a Service whose spec hash matches is not re-applied.
-    pub services: Store<PartialObjectMeta<Service>>,
-    /// Every RayCluster object, parsed or not (see [`ClusterObject`]).
-    pub clusters: Store<ClusterObject>,
-    /// Bounds the writes in flight over all reconciles (see `write_permit`).
-    writes: tokio::sync::Semaphore,
-    pub expectations: Expectations,
-    /// Per cluster: transient failures in a row, and what the API server rejected.
-    pub backoffs: Backoffs,
-    /// The process's counters (they outlive a term).
-    pub metrics: Arc<Metrics>,
-    pub scope: Scope,
-    pub board: Board,
-    pub autoscalers: autoscaler::task::Autoscalers,
-    /// Turns true once the cluster, pod and Service caches hold their first
-    /// full lists: a plan made before would take pods not yet listed for
-    /// gone (and restart a healthy head).
-    caches_synced: tokio::sync::watch::Receiver<bool>,
-}
-
-/// The writing halves of a term's caches and the Board's scale requests,
-/// which the term's watches and controller loop consume.
-struct Feeds {
-    clusters: reflector::store::Writer<ClusterObject>,
-    pods: reflector::store::Writer<CachedPod>,
-    services: reflector::store::Writer<PartialObjectMeta<Service>>,
-    scale_requests: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<ClusterObject>>,
-    caches_synced: tokio::sync::watch::Sender<bool>,
-}
-
-impl Context {
-    /// A term's Context: empty caches, no expectation, no backoff.
-    fn new(client: &Client, settings: &Settings, metrics: Arc<Metrics>) -> (Context, Feeds) {
-        let scope = match &settings.namespace {
-            Some(ns) => Scope::Namespace(ns.clone()),
-            None => Scope::all_namespaces(client.clone()),
-        };
-        let (clusters, cluster_writer) = reflector::store();
-        let (pods, pod_writer) = reflector::store();
-        let (services, service_writer) = reflector::store();
-        let (board, scale_requests) = Board::new();
-        let (synced_tx, caches_synced) = tokio::sync::watch::channel(false);
-        let ctx = Context {
-            client: client.clone(),
-            recorder: Recorder::new(client.clone(), naming::FIELD_MANAGER, &settings.identity),
-            pods,
-            pod_index: Default::default(),
-            services,
-            clusters,
-            writes: tokio::sync::Semaphore::new(WRITES_IN_FLIGHT),
-            expectations: Expectations::default(),
-            backoffs: Backoffs::default(),
-            metrics,
-            scope,
-            board,
-            autoscalers: autoscaler::task::Autoscalers::new(settings.autoscaler.clone()),
-            caches_synced,
-        };
-        let feeds = Feeds {
-            clusters: cluster_writer,
-            pods: pod_writer,
-            services: service_writer,
-            scale_requests,
-            caches_synced: synced_tx,
-        };
-        (ctx, feeds)
-    }
-
-    /// A permit for one write to the API server (a pod, Service, status or
-    /// Event), from the bound over all clusters; hold it for that one request.
-    pub async fn write_permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.writes
-            .acquire()
-            .await
-            .expect("the write semaphore is never closed")
-    }
-
-    /// Whether the caches hold their first full lists, waiting up to `wait`.
-    /// Bounded, so a reconcile never holds the term open while the API
-    /// server is away (a term must end as soon as its Lease is lost).
-    async fn caches_synced(&self, wait: Duration) -> bool {
-        let mut synced = self.caches_synced.clone();
-        matches!(
-            tokio::time::timeout(wait, synced.wait_for(|synced| *synced)).await,
-            Ok(Ok(_))
-        )
-    }
-
-    /// Forgets what the operator keeps of a cluster (by key, its UID): it is
-    /// gone, and one re-created under its name must start afresh.
-    pub fn forget_cluster(&self, key: &str) {
-        self.expectations.forget(key);
-        self.backoffs.forget(key);
-        self.board.forget(key);
-        self.autoscalers.stop(key);
-        self.recorder.forget(key);
-    }
-
-    /// Forgets every cluster the cache no longer holds (after a re-list,
-    /// which may hide deletions the watch missed).
-    fn forget_all_but_cached(&self) {
-        let live: std::collections::HashSet<String> = self
-            .clusters
-            .state()
-            .iter()
-            .map(|c| reconcile::cluster_key(c.as_ref()))
-            .collect();
-        let keep = |key: &str| live.contains(key);
-        self.expectations.retain(keep);
-        self.backoffs.retain(keep);
-        self.board.retain(keep);
-        self.autoscalers.retain(keep);
-        self.recorder.retain(keep);
-    }
-
-    /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
-    fn tracked(&self) -> [(&'static str, usize); 7] {
-        let (pending, statuses) = self.expectations.tracked();
-        let (retrying, rejected) = self.backoffs.tracked();
-        [
-            ("expectations", pending),
-            ("statuses", statuses),
-            ("retries", retrying),
-            ("rejections", rejected),
-            ("autoscalers", self.autoscalers.tracked()),
-            ("board", self.board.tracked()),
-            ("events", self.recorder.tracked()),
-        ]
-    }
-
-    /// Reacts to the RayCluster watch: the controller never reconciles a
-    /// deleted cluster (it has no finalizer), so its state is dropped here.
-    fn watched(&self, event: &Result<watcher::Event<ClusterObject>, watcher::Error>) {
-        self.metrics.watch_event();
-        match event {
-            Ok(watcher::Event::Delete(cluster)) => {
-                self.forget_cluster(&reconcile::cluster_key(cluster));
-            }
-            Ok(watcher::Event::InitDone) => self.forget_all_but_cached(),
-            _ => {}
-        }
-    }
-}
 
 /// What outlives one term of leadership: the counters and the readiness the
 /// health endpoint serves, and the [`Context`] of the term that runs now.
@@ -227,9 +57,9 @@ impl telemetry::http::Health for Process {
         let term = self.term.lock().expect("term lock").clone();
         match term {
             Some(ctx) => self.metrics.render(
-                ctx.clusters.state().len(),
-                ctx.pods.state().len(),
-                &ctx.tracked(),
+                ctx.caches().clusters.state().len(),
+                ctx.caches().pod_index.pods(),
+                &ctx.reconciler.tracked(),
             ),
             None => self.metrics.render(0, 0, &[]),
         }
@@ -318,7 +148,7 @@ pub async fn run(
         )
         .await;
         // The term's tasks hold its Context; stop them before it is dropped.
-        ctx.autoscalers.retain(|_| false);
+        ctx.stop_autoscalers();
         *process.term.lock().expect("term lock") = None;
         if *stop.borrow() {
             tracing::info!("shutting down");
@@ -359,9 +189,12 @@ async fn act(
 ) {
     let namespace = settings.namespace.as_deref();
     let Feeds {
-        clusters: cluster_writer,
-        pods: pod_writer,
-        services: service_writer,
+        caches:
+            CacheWriters {
+                clusters: cluster_writer,
+                pods: pod_writer,
+                services: service_writer,
+            },
         scale_requests,
         caches_synced,
     } = feeds;
@@ -388,9 +221,9 @@ async fn act(
         .modify(strip_pod)
         .reflect(pod_writer)
         .inspect(move |event| {
-            pod_ctx.metrics.watch_event();
+            pod_ctx.metrics().watch_event();
             if let Ok(event) = event {
-                pod_ctx.pod_index.observe(event);
+                pod_ctx.caches().pod_index.observe(event);
             }
         })
         .touched_objects();
@@ -405,11 +238,17 @@ async fn act(
         s.metadata.labels = None;
     })
     .reflect(service_writer)
-    .inspect(move |_| service_ctx.metrics.watch_event())
+    .inspect(move |_| service_ctx.metrics().watch_event())
     .touched_objects();
 
-    let (cluster_reader, pod_reader, service_reader) =
-        (ctx.clusters.clone(), ctx.pods.clone(), ctx.services.clone());
+    let (cluster_reader, pod_reader, service_reader) = {
+        let caches = ctx.caches();
+        (
+            caches.clusters.clone(),
+            caches.pods.clone(),
+            caches.services.clone(),
+        )
+    };
     let ready_process = process.clone();
     let became_ready = tokio::spawn(async move {
         synced(&cluster_reader).await;
@@ -440,7 +279,7 @@ async fn act(
         env!("CARGO_PKG_VERSION"),
         namespace.map_or("all namespaces".to_string(), |ns| format!("namespace {ns}"))
     );
-    Controller::for_stream(cluster_stream, ctx.clusters.clone())
+    Controller::for_stream(cluster_stream, ctx.caches().clusters.clone())
         .owns_stream(pod_stream)
         .owns_stream(service_stream)
         .reconcile_on(scale_requests)
@@ -485,14 +324,14 @@ async fn timed_reconcile(object: Arc<ClusterObject>, ctx: Arc<Context>) -> Resul
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let start = Instant::now();
-    let key = reconcile::cluster_key(object.as_ref());
+    let key = cluster_key(object.as_ref());
     let result = match &object.0 {
-        Ok(cluster) => reconcile::reconcile(cluster, ctx.clone()).await,
-        Err(invalid) => reconcile::invalid_object(&object, invalid, &ctx).await,
+        Ok(cluster) => reconcile::reconcile(cluster, &ctx.reconciler).await,
+        Err(invalid) => reconcile::invalid_object(&object, invalid, &ctx.reconciler).await,
     };
-    ctx.metrics.reconciled(start.elapsed());
+    ctx.metrics().reconciled(start.elapsed());
     if result.is_ok() {
-        ctx.backoffs.succeeded(&key);
+        ctx.reconciler.backoffs.succeeded(&key);
     }
     result
 }
@@ -501,12 +340,13 @@ async fn timed_reconcile(object: Arc<ClusterObject>, ctx: Arc<Context>) -> Resul
 /// from 1 s, doubling, to 5 minutes for transient failures; 5 minutes (or
 /// a spec change) for an object the API server rejected.
 fn error_policy(cluster: Arc<ClusterObject>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(error.stage(), error.reason());
+    ctx.metrics().failed(error.stage(), error.reason());
     let wait = match error.class() {
         reconcile::error::Class::Rejected => reconcile::error::REJECTED_BACKOFF,
         reconcile::error::Class::Transient => ctx
+            .reconciler
             .backoffs
-            .failed(&reconcile::cluster_key(cluster.as_ref())),
+            .failed(&cluster_key(cluster.as_ref())),
     };
     tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), stage = error.stage(), reason = error.reason(), "reconcile failed (retrying in {wait:?}): {error}");
     Action::requeue(wait)

@@ -24,7 +24,7 @@ use super::proto::autoscaler::autoscaler_state_service_client::AutoscalerStateSe
 use super::proto::ray_rpc;
 use super::proto::ray_rpc::internal_kv_gcs_service_client::InternalKvGcsServiceClient;
 use super::proto::ray_rpc::node_info_gcs_service_client::NodeInfoGcsServiceClient;
-pub use super::resources::ResourceBundle;
+pub use crate::operator::resources::ResourceBundle;
 
 /// Internal KV key under which `ray.autoscaler.sdk.request_resources` stores its
 /// bundles (a JSON list) when Ray's autoscaler v2 is off (the default).
@@ -638,7 +638,7 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::autoscaler::resources::bundle;
+    use crate::operator::resources::bundle;
 
     #[test]
     fn hex_round_trip() {

@@ -5,7 +5,6 @@
 pub mod gcs;
 pub mod planner;
 pub mod proto;
-pub mod resources;
 pub mod task;
 
 pub use gcs::{

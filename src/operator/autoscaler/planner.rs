@@ -24,10 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::gcs::{ClusterState, DrainReason, NodeStatus, RayNode};
-use super::resources::{
+use crate::api::RayClusterSpec;
+use crate::operator::resources::{
     ResourceBundle, ResourceError, fits, format_bundle, node_resources, subtract,
 };
-use crate::api::RayClusterSpec;
 
 /// Fewest launches a type may get per round, whatever the upscaling speed.
 pub const MIN_LAUNCH_BATCH: u32 = 5;

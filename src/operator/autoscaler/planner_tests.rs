@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::operator::autoscaler::gcs::Gang;
-use crate::operator::autoscaler::resources::bundle;
+use crate::operator::resources::bundle;
 
 fn cpu(n: f64) -> ResourceBundle {
     bundle([("CPU", n)])

@@ -15,18 +15,18 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 
+use super::gcs::{AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus};
+use super::planner::{self, AutoscalerConfig, Plan, WorkerPod};
 use crate::api::{AutoscalerStatus, ClusterObject, RayCluster};
 use crate::naming::NodeKind;
-use crate::operator::Context;
-use crate::operator::autoscaler::gcs::{
-    AutoscalerReport, ClusterState, GcsClient, GcsOptions, NodeStatus,
-};
-use crate::operator::autoscaler::planner::{self, AutoscalerConfig, Plan, WorkerPod};
-use crate::operator::autoscaler::resources::format_bundle;
-use crate::operator::board::AutoscalerView;
+use crate::operator::board::{AutoscalerTasks, AutoscalerView, Board, Checks, RayHealth, Scaling};
+use crate::operator::cache::{Caches, cluster_key};
+use crate::operator::events::Recorder;
 use crate::operator::reconcile::build::{GCS_PORT, head_address};
-use crate::operator::reconcile::plan::{ObservedPod, PodState, RayHealth, Scaling};
-use crate::operator::reconcile::{cluster_key, cluster_pods, publish, validate};
+use crate::operator::reconcile::plan::{self as pod_plan, ObservedPod, PodState};
+use crate::operator::reconcile::validate;
+use crate::operator::resources::format_bundle;
+use crate::operator::writer::Writer;
 
 /// How the autoscaler runs.
 #[derive(Debug, Clone)]
@@ -47,23 +47,50 @@ pub struct Settings {
     pub allow_gcs_address: bool,
 }
 
+impl Settings {
+    /// What the reconciler reads of them.
+    pub fn checks(&self) -> Checks {
+        Checks {
+            autoscaling: self.enabled,
+            ray_health: self.ray_health,
+            allow_gcs_address: self.allow_gcs_address,
+        }
+    }
+}
+
+/// What the tasks read and write: the term's caches, the board to the
+/// reconciler, Events, and the client (for the clusters' token Secrets).
+pub struct Deps {
+    pub settings: Settings,
+    pub caches: Arc<Caches>,
+    pub board: Arc<Board>,
+    pub events: Arc<Recorder>,
+    pub writer: Arc<Writer>,
+}
+
 /// The running tasks, by cluster key (UID).
 pub struct Autoscalers {
-    pub settings: Settings,
+    deps: Arc<Deps>,
     tasks: Mutex<HashMap<String, AbortHandle>>,
 }
 
 impl Autoscalers {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(deps: Deps) -> Self {
         Autoscalers {
-            settings,
+            deps: Arc::new(deps),
             tasks: Mutex::new(HashMap::new()),
         }
     }
+}
 
-    /// Starts the cluster's task unless it runs (or the autoscaler is off).
-    pub fn ensure(&self, cluster: &RayCluster, ctx: &Arc<Context>) {
-        if !self.settings.enabled && !self.settings.ray_health {
+impl AutoscalerTasks for Autoscalers {
+    fn checks(&self) -> Checks {
+        self.deps.settings.checks()
+    }
+
+    fn ensure(&self, cluster: &RayCluster) {
+        let settings = &self.deps.settings;
+        if !settings.enabled && !settings.ray_health {
             return;
         }
         let key = cluster_key(cluster);
@@ -73,12 +100,17 @@ impl Autoscalers {
         }
         let reference =
             ObjectRef::new(&cluster.name_any()).within(&cluster.namespace().unwrap_or_default());
-        let handle = tokio::spawn(run_cluster(key.clone(), reference, ctx.clone()));
+        let handle = tokio::spawn(run_cluster(key.clone(), reference, self.deps.clone()));
         tasks.insert(key, handle.abort_handle());
     }
 
-    /// Stops the tasks of every cluster whose key `keep` refuses.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    fn stop(&self, key: &str) {
+        if let Some(task) = self.tasks.lock().expect("tasks lock").remove(key) {
+            task.abort();
+        }
+    }
+
+    fn retain(&self, keep: &dyn Fn(&str) -> bool) {
         self.tasks.lock().expect("tasks lock").retain(|k, task| {
             let kept = keep(k);
             if !kept {
@@ -88,16 +120,8 @@ impl Autoscalers {
         });
     }
 
-    /// Clusters with a task.
-    pub fn tracked(&self) -> usize {
+    fn tracked(&self) -> usize {
         self.tasks.lock().expect("tasks lock").len()
-    }
-
-    /// Stops the cluster's task.
-    pub fn stop(&self, key: &str) {
-        if let Some(task) = self.tasks.lock().expect("tasks lock").remove(key) {
-            task.abort();
-        }
     }
 }
 
@@ -124,7 +148,7 @@ struct Round {
 /// A spec the round can act on: validated, and its autoscaling part.
 type Checked = Arc<(validate::ValidatedCluster, AutoscalerConfig)>;
 
-async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Context>) {
+async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Deps>) {
     let namespace = reference.namespace.clone().unwrap_or_default();
     let name = reference.name.clone();
     let mut round = Round {
@@ -141,11 +165,11 @@ async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<
         report_version: 0,
         checked: None,
     };
-    let mut ticker = tokio::time::interval(ctx.autoscalers.settings.interval);
+    let mut ticker = tokio::time::interval(ctx.settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let Some(object) = ctx.clusters.get(&round.reference) else {
+        let Some(object) = ctx.caches.clusters.get(&round.reference) else {
             break;
         };
         let Some(cluster) = object.cluster() else {
@@ -189,10 +213,10 @@ impl Round {
     }
 
     /// One read-plan-act round. An `Err` is a reason to skip the round.
-    async fn step(&mut self, ctx: &Arc<Context>, cluster: &RayCluster) -> Result<(), String> {
+    async fn step(&mut self, ctx: &Deps, cluster: &RayCluster) -> Result<(), String> {
         let checked = self.checked(cluster)?;
         let (validated, config) = (&checked.0, &checked.1);
-        let pods = cluster_pods(&ctx.pods, &ctx.pod_index, &self.namespace, &self.name);
+        let pods = pod_plan::observed(&ctx.caches, &self.namespace, &self.name);
         let head = pods
             .iter()
             .find(|p| p.kind == NodeKind::Head && p.state == PodState::Running && !p.terminating);
@@ -206,7 +230,7 @@ impl Round {
             self.client = None;
         }
         let address = match validated.gcs_address.clone() {
-            Some(address) if ctx.autoscalers.settings.allow_gcs_address => address,
+            Some(address) if ctx.settings.allow_gcs_address => address,
             _ => format!("{}:{GCS_PORT}", head_address(validated)),
         };
         let client = self
@@ -238,7 +262,7 @@ impl Round {
                     ray: None,
                     ..ctx.board.view(&self.key).unwrap_or_default()
                 };
-                if e.is_unreachable() && since.elapsed() >= ctx.autoscalers.settings.grace {
+                if e.is_unreachable() && since.elapsed() >= ctx.settings.grace {
                     tracing::warn!(cluster = %self.name, namespace = %self.namespace, "the head's GCS has not answered for {:?}: {e}", since.elapsed());
                     view.unreachable_head = Some(head.name.clone());
                 }
@@ -257,7 +281,7 @@ impl Round {
                     .collect(),
             ),
         });
-        if !ctx.autoscalers.settings.enabled {
+        if !ctx.settings.enabled {
             client.disconnect();
             ctx.board.post(
                 &self.key,
@@ -303,7 +327,7 @@ impl Round {
 
     async fn client(
         &mut self,
-        ctx: &Context,
+        ctx: &Deps,
         address: &str,
         secret: Option<&str>,
     ) -> Result<Arc<GcsClient>, String> {
@@ -365,7 +389,7 @@ impl Round {
     /// that no pod type can hold, once each time it changes.
     async fn report(
         &mut self,
-        ctx: &Context,
+        ctx: &Deps,
         cluster: &RayCluster,
         plan: &Plan,
         state: &ClusterState,
@@ -379,7 +403,9 @@ impl Round {
                     infeasible.join(", ")
                 );
                 tracing::warn!(cluster = %self.name, namespace = %self.namespace, "{message}");
-                publish(ctx, cluster, "InfeasibleDemand", message, true).await;
+                ctx.events
+                    .publish(cluster, "InfeasibleDemand", message, true)
+                    .await;
             }
             self.infeasible = infeasible;
         }
@@ -446,8 +472,8 @@ fn quiet(plan: &Plan, state: &ClusterState, workers: &[WorkerPod]) -> bool {
 }
 
 /// The Ray token from key `auth_token` of a Secret in the cluster's namespace.
-async fn read_token(ctx: &Context, namespace: &str, secret: &str) -> Result<String, String> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+async fn read_token(ctx: &Deps, namespace: &str, secret: &str) -> Result<String, String> {
+    let api: Api<Secret> = Api::namespaced(ctx.writer.client(), namespace);
     let secret_value = api
         .get(secret)
         .await
@@ -465,7 +491,7 @@ async fn read_token(ctx: &Context, namespace: &str, secret: &str) -> Result<Stri
 mod tests {
     use super::*;
     use crate::operator::autoscaler::gcs::RayNode;
-    use crate::operator::autoscaler::resources::bundle;
+    use crate::operator::resources::bundle;
 
     fn node(instance_id: &str, status: NodeStatus) -> RayNode {
         RayNode {

@@ -10,28 +10,33 @@ use super::build;
 use super::plan::{NewPod, ObservedPod, PodState};
 use super::validate::ValidatedCluster;
 use crate::naming::{self, FIELD_MANAGER, NodeKind};
-use crate::operator::Context;
+use crate::operator::cache::Caches;
+use crate::operator::writer::Writer;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 /// How many pod writes of one cluster run at once (all clusters together are
-/// bounded by `Context::write_permit`).
+/// bounded by the [`Writer`]).
 const WRITES_IN_FLIGHT: usize = 8;
 
 /// Applies the head Service unless the cached one carries the same spec hash
 /// (so a settled cluster's reconcile makes no write at all).
-pub async fn head_service(ctx: &Context, cluster: &ValidatedCluster) -> Result<(), Error> {
+pub async fn head_service(
+    writer: &Writer,
+    caches: &Caches,
+    cluster: &ValidatedCluster,
+) -> Result<(), Error> {
     let service = build::head_service(cluster);
     let name = service.metadata.name.clone().unwrap_or_default();
     let wanted = service.annotations().get(naming::SPEC_HASH);
-    let cached = ctx
+    let cached = caches
         .services
         .get(&ObjectRef::new(&name).within(&cluster.namespace));
     if cached.is_some_and(|c| c.annotations().get(naming::SPEC_HASH) == wanted) {
         return Ok(());
     }
-    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
-    let _permit = ctx.write_permit().await;
+    let api: Api<Service> = Api::namespaced(writer.client(), &cluster.namespace);
+    let _permit = writer.permit().await;
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -48,16 +53,16 @@ pub async fn head_service(ctx: &Context, cluster: &ValidatedCluster) -> Result<(
 /// Deletes the pods, each only if it is still the pod that was planned for
 /// (uid precondition); a pod already gone counts as deleted.
 pub async fn delete_pods(
-    ctx: &Context,
+    writer: &Writer,
     namespace: &str,
     pods: &[ObservedPod],
 ) -> Result<(), Error> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<Pod> = Api::namespaced(writer.client(), namespace);
     stream::iter(pods.iter().cloned())
         .map(|pod| {
             let api = api.clone();
             async move {
-                let _permit = ctx.write_permit().await;
+                let _permit = writer.permit().await;
                 let params = DeleteParams {
                     preconditions: pod.uid.clone().map(|uid| Preconditions {
                         uid: Some(uid),
@@ -85,11 +90,11 @@ pub async fn delete_pods(
 /// into another pod. Returns, per pod, how it will look to the next plan or
 /// why it could not be created.
 pub async fn create_pods(
-    ctx: &Context,
+    writer: &Writer,
     cluster: &ValidatedCluster,
     pods: &[NewPod],
 ) -> Vec<Result<ObservedPod, Error>> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
+    let api: Api<Pod> = Api::namespaced(writer.client(), &cluster.namespace);
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PostParams::default()
@@ -98,7 +103,7 @@ pub async fn create_pods(
         .map(|new| {
             let (api, params) = (api.clone(), params.clone());
             async move {
-                let _permit = ctx.write_permit().await;
+                let _permit = writer.permit().await;
                 let pod_type = match new.kind {
                     NodeKind::Head => &cluster.head,
                     NodeKind::Worker => cluster

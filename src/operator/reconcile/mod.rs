@@ -22,55 +22,83 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ClusterObject, InvalidCluster, Phase, RayCluster, RayClusterStatus};
 use crate::naming::{self, FIELD_MANAGER};
-use crate::operator::Context;
-use crate::operator::cache::index::PodIndex;
-use crate::operator::cache::pod::CachedPod;
-use plan::{ObservedPod, PlanInput, RayCheck};
+use crate::operator::board::{AutoscalerTasks, Board};
+use crate::operator::cache::{Caches, cluster_key};
+use crate::operator::events::Recorder;
+use crate::operator::scope::Scope;
+use crate::operator::telemetry::metrics::Metrics;
+use crate::operator::writer::Writer;
+use expectations::Expectations;
+use plan::{PlanInput, RayCheck};
 
 use backoff::{Rejection, Target};
 pub use error::Error;
 
-/// The key of a cluster in the operator's own maps: its UID, so a cluster
-/// re-created under the same name starts afresh (`namespace/name` only for
-/// an object without one, which the API server never serves).
-pub fn cluster_key(cluster: &impl Resource) -> String {
-    cluster.uid().unwrap_or_else(|| {
-        format!(
-            "{}/{}",
-            cluster.namespace().unwrap_or_default(),
-            cluster.name_any()
-        )
-    })
+/// What reconciles share: the handles they use and what the operator keeps
+/// of each cluster between them.
+pub struct Reconciler {
+    pub caches: Arc<Caches>,
+    pub writer: Arc<Writer>,
+    pub events: Arc<Recorder>,
+    pub board: Arc<Board>,
+    pub autoscalers: Arc<dyn AutoscalerTasks>,
+    pub scope: Scope,
+    /// The process's counters (they outlive a term).
+    pub metrics: Arc<Metrics>,
+    pub expectations: Expectations,
+    /// Per cluster: transient failures in a row, and what the API server rejected.
+    pub backoffs: backoff::Backoffs,
 }
 
-/// The pods of a cluster in the operator's cache.
-pub fn cluster_pods(
-    pods: &Store<CachedPod>,
-    index: &PodIndex,
-    namespace: &str,
-    name: &str,
-) -> Vec<ObservedPod> {
-    index
-        .names(namespace, name)
-        .iter()
-        .filter_map(|pod| pods.get(&ObjectRef::new(pod).within(namespace)))
-        .filter_map(|pod| ObservedPod::from_pod(&pod))
-        .collect()
+impl Reconciler {
+    /// Forgets what the operator keeps of a cluster (by key, its UID): it is
+    /// gone, and one re-created under its name must start afresh.
+    pub fn forget(&self, key: &str) {
+        self.expectations.forget(key);
+        self.backoffs.forget(key);
+        self.board.forget(key);
+        self.autoscalers.stop(key);
+        self.events.forget(key);
+    }
+
+    /// Forgets every cluster whose key `keep` refuses.
+    pub fn retain(&self, keep: &dyn Fn(&str) -> bool) {
+        self.expectations.retain(keep);
+        self.backoffs.retain(keep);
+        self.board.retain(keep);
+        self.autoscalers.retain(keep);
+        self.events.retain(keep);
+    }
+
+    /// How many clusters each per-cluster map holds (`ray_operator_tracked_clusters`).
+    pub fn tracked(&self) -> [(&'static str, usize); 7] {
+        let (pending, statuses) = self.expectations.tracked();
+        let (retrying, rejected) = self.backoffs.tracked();
+        [
+            ("expectations", pending),
+            ("statuses", statuses),
+            ("retries", retrying),
+            ("rejections", rejected),
+            ("autoscalers", self.autoscalers.tracked()),
+            ("board", self.board.tracked()),
+            ("events", self.events.tracked()),
+        ]
+    }
 }
 
 /// Reconciles one RayCluster.
-pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cluster: &RayCluster, ctx: &Reconciler) -> Result<Action, Error> {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
     let key = cluster_key(cluster);
     if cluster.meta().deletion_timestamp.is_some() {
-        // Kubernetes' garbage collector removes the pods and the Service.
-        ctx.forget_cluster(&key);
+        // Kubernetes' garbage collector removes the pods and the Service
+        // (a foreground deletion keeps the object while they go); the watch's
+        // delete event makes the operator forget the cluster.
         return Ok(Action::await_change());
     }
     if let Some(holder) = ctx.scope.claimed_elsewhere(&namespace).await {
@@ -91,21 +119,22 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
             let next = status::from_spec_error(&previous, &error, cluster.meta().generation, now);
             if next != previous {
                 tracing::warn!(cluster = %name, namespace = %namespace, "invalid spec: {error}");
-                publish(&ctx, cluster, "InvalidSpec", error.to_string(), true).await;
+                ctx.events
+                    .publish(cluster, "InvalidSpec", error.to_string(), true)
+                    .await;
             }
-            write_status(&ctx, cluster, &key, &previous, next).await?;
+            write_status(ctx, cluster, &key, &previous, next).await?;
             return Ok(Action::await_change());
         }
     };
 
-    let pods = ctx.expectations.view(
-        &key,
-        cluster_pods(&ctx.pods, &ctx.pod_index, &namespace, &name),
-    );
+    let pods = ctx
+        .expectations
+        .view(&key, plan::observed(&ctx.caches, &namespace, &name));
     let view = ctx.board.view(&key);
-    let settings = &ctx.autoscalers.settings;
+    let checks = ctx.autoscalers.checks();
     let ray = match view.as_ref().and_then(|v| v.ray.as_ref()) {
-        _ if !settings.ray_health => RayCheck::Off,
+        _ if !checks.ray_health => RayCheck::Off,
         Some(health) => RayCheck::Up(health),
         None => RayCheck::Down,
     };
@@ -137,19 +166,19 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
     if rejection
         .as_ref()
         .is_none_or(|r| r.target != Target::Service)
-        && let Err(error) = apply::head_service(&ctx, &validated).await
+        && let Err(error) = apply::head_service(&ctx.writer, &ctx.caches, &validated).await
     {
-        match rejected(&ctx, &key, generation, &error, Target::Service) {
+        match rejected(ctx, &key, generation, &error, Target::Service) {
             Some(r) => rejection = Some(r),
             None => return Err(error),
         }
     }
-    apply::delete_pods(&ctx, &namespace, &plan.delete).await?;
+    apply::delete_pods(&ctx.writer, &namespace, &plan.delete).await?;
     ctx.expectations
         .deleted(&key, plan.delete.iter().map(|p| p.name.clone()));
     let mut first_error = None;
     let mut created = Vec::new();
-    for result in apply::create_pods(&ctx, &validated, &plan.create).await {
+    for result in apply::create_pods(&ctx.writer, &validated, &plan.create).await {
         match result {
             Ok(pod) => created.push(pod),
             Err(e) => first_error = first_error.or(Some(e)),
@@ -165,7 +194,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         };
         // The pods were not created: no note says they were.
         plan.notes.retain(|n| !n.message.contains(pod.as_str()));
-        match rejected(&ctx, &key, generation, &error, target) {
+        match rejected(ctx, &key, generation, &error, target) {
             Some(r) => rejection = Some(r),
             None => return Err(error),
         }
@@ -176,17 +205,12 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         } else {
             tracing::info!(cluster = %name, namespace = %namespace, reason = note.reason, "{}", note.message);
         }
-        publish(
-            &ctx,
-            cluster,
-            note.reason,
-            note.message.clone(),
-            note.warning,
-        )
-        .await;
+        ctx.events
+            .publish(cluster, note.reason, note.message.clone(), note.warning)
+            .await;
     }
     if plan.head_ready {
-        ctx.autoscalers.ensure(cluster, &ctx);
+        ctx.autoscalers.ensure(cluster);
     }
     let mut next = status::from_plan(&previous, &plan, generation, now.clone());
     if let Some(rejection) = &rejection {
@@ -196,18 +220,13 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         });
         if !reported {
             tracing::warn!(cluster = %name, namespace = %namespace, "{}", rejection.message);
-            publish(
-                &ctx,
-                cluster,
-                status::REJECTED,
-                rejection.message.clone(),
-                true,
-            )
-            .await;
+            ctx.events
+                .publish(cluster, status::REJECTED, rejection.message.clone(), true)
+                .await;
         }
     }
     for (type_, value, reason, message, warning) in
-        status::side_conditions(&validated, view.as_ref(), settings)
+        status::side_conditions(&validated, view.as_ref(), &checks)
     {
         let changed = !previous
             .conditions
@@ -215,7 +234,9 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
             .any(|c| c.type_ == type_ && c.status == value && c.reason == reason);
         if changed && warning {
             tracing::warn!(cluster = %name, namespace = %namespace, reason, "{message}");
-            publish(&ctx, cluster, reason, message.clone(), true).await;
+            ctx.events
+                .publish(cluster, reason, message.clone(), true)
+                .await;
         }
         status::set_condition(
             &mut next.conditions,
@@ -231,7 +252,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
         next.autoscaler = Some(view.status);
     }
     let phase = next.phase;
-    write_status(&ctx, cluster, &key, &previous, next).await?;
+    write_status(ctx, cluster, &key, &previous, next).await?;
     Ok(match phase {
         _ if rejection.is_some() => Action::requeue(error::REJECTED_BACKOFF),
         Some(Phase::Running) => Action::requeue(Duration::from_secs(300)),
@@ -245,11 +266,10 @@ pub async fn reconcile(cluster: &RayCluster, ctx: Arc<Context>) -> Result<Action
 pub async fn invalid_object(
     object: &ClusterObject,
     invalid: &InvalidCluster,
-    ctx: &Context,
+    ctx: &Reconciler,
 ) -> Result<Action, Error> {
     let key = cluster_key(object);
     if object.meta().deletion_timestamp.is_some() {
-        ctx.forget_cluster(&key);
         return Ok(Action::await_change());
     }
     let (name, namespace) = (object.name_any(), object.namespace().unwrap_or_default());
@@ -269,7 +289,9 @@ pub async fn invalid_object(
     );
     if next != previous {
         tracing::warn!(cluster = %name, namespace = %namespace, "invalid object: {message}");
-        publish(ctx, object, "InvalidObject", message, true).await;
+        ctx.events
+            .publish(object, "InvalidObject", message, true)
+            .await;
     }
     write_status(ctx, object, &key, &previous, next).await?;
     Ok(Action::await_change())
@@ -278,7 +300,7 @@ pub async fn invalid_object(
 /// Records that the API server rejected `target` for this generation of the
 /// spec; `None` when `error` is no rejection (it is to be retried).
 fn rejected(
-    ctx: &Context,
+    ctx: &Reconciler,
     key: &str,
     generation: Option<i64>,
     error: &Error,
@@ -300,7 +322,7 @@ fn rejected(
 
 /// Writes the status subresource with server-side apply, only when it changed.
 async fn write_status(
-    ctx: &Context,
+    ctx: &Reconciler,
     cluster: &impl Resource<DynamicType = ()>,
     key: &str,
     previous: &RayClusterStatus,
@@ -318,14 +340,16 @@ async fn write_status(
         );
     }
     // The wrapper: the answer is the object, which need not parse.
-    let api: Api<ClusterObject> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let api: Api<ClusterObject> = Api::namespaced(
+        ctx.writer.client(),
+        &cluster.namespace().unwrap_or_default(),
+    );
     let patch = serde_json::json!({
         "apiVersion": "cluster.ray.io/v1",
         "kind": "RayCluster",
         "status": &next,
     });
-    let _permit = ctx.write_permit().await;
+    let _permit = ctx.writer.permit().await;
     api.patch_status(
         &cluster.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -335,42 +359,4 @@ async fn write_status(
     .map_err(|source| Error::Status { source })?;
     ctx.expectations.wrote_status(key, next);
     Ok(())
-}
-
-/// Publishes a Kubernetes Event about the cluster; failing to is only logged.
-pub(crate) async fn publish(
-    ctx: &Context,
-    cluster: &impl Resource<DynamicType = ()>,
-    reason: &str,
-    note: String,
-    warning: bool,
-) {
-    let note = truncate(note, 1000);
-    let regarding = cluster.object_ref(&());
-    let _permit = ctx.write_permit().await;
-    if let Err(e) = ctx
-        .recorder
-        .publish(
-            &cluster_key(cluster),
-            &regarding,
-            warning,
-            reason,
-            "Reconcile",
-            note,
-        )
-        .await
-    {
-        tracing::warn!(cluster = %cluster.name_any(), namespace = %cluster.namespace().unwrap_or_default(), "could not publish event {reason}: {e}");
-    }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    text
 }

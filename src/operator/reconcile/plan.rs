@@ -3,8 +3,10 @@
 //! gathers the pods (and what it expects of its own recent writes) and
 //! supplies the names of new pods.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use crate::operator::board::{RayHealth, Scaling};
+use crate::operator::cache::Caches;
 use crate::operator::cache::pod::CachedPod;
 
 use super::validate::{ValidatedCluster, ValidatedPodType};
@@ -74,21 +76,13 @@ impl ObservedPod {
     }
 }
 
-/// What the autoscaler wants of the workers; without it, each type keeps `minWorkers`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Scaling {
-    /// Workers wanted per pod type (clamped to minWorkers..=maxWorkers).
-    pub desired: BTreeMap<String, i32>,
-    /// Pods chosen for removal (drained); removed first when a type shrinks.
-    pub remove: BTreeSet<String>,
-}
-
-/// What the head's Ray said in the autoscaler task's last round.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RayHealth {
-    /// The pods alive as Ray nodes (their `RAY_CLOUD_INSTANCE_ID`); `None`
-    /// when this Ray cannot list them (older than the autoscaler API).
-    pub joined: Option<BTreeSet<String>>,
+/// The pods of a cluster in the operator's cache, as a plan sees them.
+pub fn observed(caches: &Caches, namespace: &str, name: &str) -> Vec<ObservedPod> {
+    caches
+        .cluster_pods(namespace, name)
+        .iter()
+        .filter_map(|pod| ObservedPod::from_pod(pod))
+        .collect()
 }
 
 /// Whether, and what, the operator knows of Ray itself.

@@ -152,7 +152,7 @@ pub fn rejected(status: &mut RayClusterStatus, message: &str, generation: Option
 pub fn side_conditions(
     cluster: &ValidatedCluster,
     view: Option<&crate::operator::board::AutoscalerView>,
-    settings: &crate::operator::autoscaler::task::Settings,
+    checks: &crate::operator::board::Checks,
 ) -> Vec<(&'static str, &'static str, &'static str, String, bool)> {
     let mut out = Vec::new();
     if let Some(view) = view {
@@ -164,13 +164,13 @@ pub fn side_conditions(
                 why.clone(),
                 true,
             ));
-        } else if settings.enabled && view.ray.is_some() {
+        } else if checks.autoscaling && view.ray.is_some() {
             let message = "the autoscaler reads the head's demand".to_string();
             out.push(("AutoscalerHealthy", "True", "Running", message, false));
         }
     }
     if let Some(address) = &cluster.gcs_address
-        && !settings.allow_gcs_address
+        && !checks.allow_gcs_address
     {
         let message = format!(
             "spec.gcsAddress {address:?} is ignored: the operator dials only the head Service (it honours gcsAddress only when run with --allow-gcs-address)"

@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::build;
-use super::plan::{ObservedPod, PlanInput, PodState, RayCheck, RayHealth, Scaling, plan};
+use super::plan::{ObservedPod, PlanInput, PodState, RayCheck, plan};
 use super::validate::{SpecError, ValidatedCluster, validate};
 use crate::api::{Phase, RayCluster, RayClusterStatus};
 use crate::naming::NodeKind;
+use crate::operator::board::{RayHealth, Scaling};
 
 const CLUSTER: &str = r#"
 apiVersion: cluster.ray.io/v1

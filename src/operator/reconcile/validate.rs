@@ -56,7 +56,7 @@ pub enum SpecError {
     #[error("spec.podTypes[{index}].podConfig.spec.containers[0].resources: {source}")]
     Resources {
         index: usize,
-        source: crate::operator::autoscaler::resources::ResourceError,
+        source: crate::operator::resources::ResourceError,
     },
     #[error("spec.podTypes[{index}].podConfig.{path}: {message}")]
     PodConfig {
@@ -245,7 +245,7 @@ fn validate_pod_type(
         slug: kebab_case(&pod_type.name),
         min_workers: pod_type.min_workers,
         max_workers: pod_type.max_workers,
-        ray_resources: crate::operator::autoscaler::resources::ray_resources(pod_type)
+        ray_resources: crate::operator::resources::ray_resources(pod_type)
             .map_err(|source| SpecError::Resources { index, source })?,
         launch_hash: launch_hash(config, commands),
         metadata,

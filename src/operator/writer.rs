@@ -1,0 +1,42 @@
+//! The one way the operator writes to the API server: a client and the bound
+//! on writes in flight over all clusters.
+
+use kube::Client;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Writes to the API server in flight at once, over all clusters. kube's
+/// client speaks HTTP/1.1: each write in flight holds a connection (about
+/// 40 KiB with TLS and buffers), and idle connections stay pooled, so this
+/// bounds the operator's memory in a burst as well as its load on the API
+/// server. 16 writes in flight still outpace what a control plane schedules.
+pub const WRITES_IN_FLIGHT: usize = 16;
+
+/// A client and the permits for writing with it.
+pub struct Writer {
+    client: Client,
+    writes: Semaphore,
+}
+
+impl Writer {
+    pub fn new(client: Client) -> Self {
+        Writer {
+            client,
+            writes: Semaphore::new(WRITES_IN_FLIGHT),
+        }
+    }
+
+    /// The client, for building an `Api`; hold a [`permit`](Self::permit)
+    /// for each write made with it.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// A permit for one write (a pod, Service, status or Event); hold it for
+    /// that one request.
+    pub async fn permit(&self) -> SemaphorePermit<'_> {
+        self.writes
+            .acquire()
+            .await
+            .expect("the write semaphore is never closed")
+    }
+}
