@@ -5,6 +5,10 @@
 
 use std::collections::BTreeMap;
 
+mod kebab_case;
+
+pub use kebab_case::kebab_case;
+
 /// The RayCluster an object belongs to.
 pub const CLUSTER_NAME: &str = "ray-cluster-name";
 /// `head` or `worker`.

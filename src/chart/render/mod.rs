@@ -2,13 +2,14 @@
 //! without Helm.
 //!
 //! values (`merge`, `set`) -> checked against [`crate::chart::values::Values`] ->
-//! handlebars templates (`templates`, `helpers`) -> documents sorted and
+//! handlebars templates (`templates`; `helpers` over `go_format`) -> documents sorted and
 //! printed like Helm's. `tests/render_parity.rs` runs both and compares.
 
 mod compiled;
 #[cfg(test)]
 mod defines;
-pub mod helpers;
+mod go_format;
+mod helpers;
 mod merge;
 pub mod set;
 mod templates;
@@ -19,8 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
-
-pub use helpers::kebabcase;
 
 const EXAMPLES: &str = "\
 Examples:

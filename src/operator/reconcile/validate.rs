@@ -12,9 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde::Serialize;
 
 use crate::api::{CompactJson, PodType, RayCluster, ServicePort};
-use crate::naming::stable_hash;
 // The chart names pods with sprig's kebabcase; the operator names them alike.
-use crate::chart::render::helpers::kebabcase as kebab_case;
+use crate::naming::{kebab_case, stable_hash};
 
 /// Cluster names longer than this would make the head Service name
 /// (`<cluster>-ray-head`) longer than a DNS label's 63 characters.
