@@ -63,29 +63,17 @@ impl HelperDef for Include {
     }
 }
 
-/// `fail MESSAGE`: stops rendering with MESSAGE, like Helm's `fail`.
-struct Fail;
-
-impl HelperDef for Fail {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let msg = h.param(0).map(|p| sprint(p.value())).unwrap_or_default();
-        Err(RenderErrorReason::Other(format!("{FAIL_PREFIX}{msg}")).into())
-    }
-}
-
-/// Marks the message of a `fail`, so the renderer reports it without template noise.
+/// Marks the message of a `fail`, so the renderer reports it without template
+/// noise: a pure helper's error is `NAME: MESSAGE`, so `fail`'s is this and MESSAGE.
 pub const FAIL_PREFIX: &str = "fail: ";
 
 pub fn register(hb: &mut Handlebars<'_>) {
     hb.register_helper("include", Box::new(Include));
-    hb.register_helper("fail", Box::new(Fail));
     let pure: &[(&str, PureFn)] = &[
+        // `fail MESSAGE`: stops rendering with MESSAGE, like Helm's `fail`.
+        ("fail", |a| {
+            Err(a.first().map(|v| sprint(v)).unwrap_or_default())
+        }),
         ("nindent", |a| {
             Ok(Value::String(format!(
                 "\n{}",
@@ -200,6 +188,18 @@ pub fn image_repository(image: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_is_marked() {
+        let mut hb = Handlebars::new();
+        register(&mut hb);
+        let e = hb.render_template(r#"{{fail "no"}}"#, &()).unwrap_err();
+        let want = format!("{FAIL_PREFIX}no");
+        assert!(
+            matches!(e.reason(), RenderErrorReason::Other(m) if *m == want),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn image_repositories() {

@@ -447,6 +447,38 @@ fn write_dir(dir: &Path, docs: &[Rendered]) -> Result<(), RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{DEFAULT_HEAD_START_RAY_COMMANDS, DEFAULT_WORKER_START_RAY_COMMANDS};
+    use crate::naming::OPERATOR;
+
+    /// The chart carries the operator's name and the default start commands
+    /// literally; they must be the operator's (`naming`, `api`).
+    #[test]
+    fn chart_literals_are_the_operators() {
+        let values = merged_values([], &[], &[]).unwrap();
+        let docs = documents("release-name", "default", values).unwrap();
+        let objects: Vec<Value> = docs
+            .iter()
+            .map(|d| serde_yaml_ng::from_str(&d.content).unwrap())
+            .collect();
+        let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
+        let deployment = find("Deployment");
+        assert_eq!(
+            deployment["metadata"]["name"],
+            format!("release-name-{OPERATOR}")
+        );
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["name"], OPERATOR);
+        assert_eq!(container["command"][0], OPERATOR);
+        let spec = &find("RayCluster")["spec"];
+        assert_eq!(
+            spec["headStartRayCommands"],
+            json!(DEFAULT_HEAD_START_RAY_COMMANDS)
+        );
+        assert_eq!(
+            spec["workerStartRayCommands"],
+            json!(DEFAULT_WORKER_START_RAY_COMMANDS)
+        );
+    }
 
     #[test]
     fn split_like_helm() {
