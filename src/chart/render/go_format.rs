@@ -17,8 +17,9 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
-pub fn empty(v: &Value) -> bool {
-    !truthy(v)
+/// sprig's `ternary YES NO COND`: YES when COND is truthy, else NO.
+pub fn ternary<'a>(yes: &'a Value, no: &'a Value, cond: &Value) -> &'a Value {
+    if truthy(cond) { yes } else { no }
 }
 
 /// sprig's `int64` (spf13/cast): floats truncate, strings parse (else 0), bools are 0/1.
@@ -263,6 +264,22 @@ mod tests {
 
     fn number_f64(f: f64) -> Value {
         Number::from_f64(f).map_or(Value::Null, Value::Number)
+    }
+
+    #[test]
+    fn ternary_picks_by_truthiness() {
+        let (yes, no) = (json!("yes"), json!("no"));
+        for (cond, want) in [
+            (json!(true), &yes),
+            (json!(0.5), &yes),
+            (json!([0]), &yes),
+            (json!(null), &no),
+            (json!(0), &no),
+            (json!(""), &no),
+            (json!({}), &no),
+        ] {
+            assert_eq!(ternary(&yes, &no, &cond), want, "{cond}");
+        }
     }
 
     #[test]

@@ -12,9 +12,7 @@ use handlebars::{
 };
 use serde_json::Value;
 
-use super::go_format::{
-    empty, float, float_value, indent, int, printf, quote, sprint, to_yaml, truthy,
-};
+use super::go_format::{float, float_value, indent, int, printf, quote, sprint, ternary, to_yaml};
 use crate::naming::kebab_case;
 
 /// The function behind a pure helper.
@@ -107,21 +105,12 @@ pub fn register(hb: &mut Handlebars<'_>) {
         ("imageRepository", |a| {
             Ok(Value::String(image_repository(&sprint(arg(a, 0))).into()))
         }),
+        // default DEFAULT VALUE: VALUE unless it is empty.
         ("default", |a| {
-            Ok(if empty(arg(a, 1)) {
-                arg(a, 0)
-            } else {
-                arg(a, 1)
-            }
-            .clone())
+            Ok(ternary(arg(a, 1), arg(a, 0), arg(a, 1)).clone())
         }),
         ("ternary", |a| {
-            Ok(if truthy(arg(a, 2)) {
-                arg(a, 0)
-            } else {
-                arg(a, 1)
-            }
-            .clone())
+            Ok(ternary(arg(a, 0), arg(a, 1), arg(a, 2)).clone())
         }),
         ("hasKey", |a| {
             let key = sprint(arg(a, 1));
