@@ -133,7 +133,9 @@ fn run(args: RunArgs) -> ExitCode {
         let identity = std::env::var("HOSTNAME")
             .ok()
             .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| format!("ray-operator-{}", std::process::id()));
+            .unwrap_or_else(|| {
+                format!("{}-{}", ray_operator::naming::OPERATOR, std::process::id())
+            });
         let settings = ray_operator::operator::Settings {
             lease_namespace: args.lease_namespace,
             namespace: args.namespace.filter(|ns| !ns.is_empty()),

@@ -1,7 +1,10 @@
-//! The API types: the RayCluster resource and the CRD generated from it.
+//! The API types: the RayCluster resource and the CRD generated from it,
+//! and the rules its values follow (pod type names, quantities).
 
 mod compact_json;
 mod object;
+pub mod pod_type_name;
+pub mod quantity;
 mod raycluster;
 mod schema;
 

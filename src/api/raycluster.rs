@@ -14,7 +14,21 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{CompactJson, schema};
+use super::{CompactJson, pod_type_name, schema};
+
+/// The head start commands when `headStartRayCommands` is empty: the last
+/// one blocks, so it is the container's life.
+pub const DEFAULT_HEAD_START_RAY_COMMANDS: [&str; 2] = [
+    "ray stop",
+    "ulimit -n 65536; ray start --head --port=6379 --no-monitor --dashboard-host 0.0.0.0 --block",
+];
+
+/// The worker start commands when `workerStartRayCommands` is empty;
+/// `$RAY_HEAD_IP` is the head Service's DNS name.
+pub const DEFAULT_WORKER_START_RAY_COMMANDS: [&str; 2] = [
+    "ray stop",
+    "ulimit -n 65536; ray start --address=$RAY_HEAD_IP:6379 --block",
+];
 
 /// Desired state of a Ray cluster: a head node and workers of several pod types.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -119,8 +133,8 @@ pub struct RayClusterSpec {
 pub struct PodType {
     /// Name of the pod type, unique within the cluster; part of its pods' names.
     #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+        length(min = 1, max = pod_type_name::MAX_LEN),
+        regex(pattern = pod_type_name::PATTERN)
     )]
     pub name: String,
 

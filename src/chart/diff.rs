@@ -16,7 +16,7 @@ use similar::TextDiff;
 use crate::chart::render::{self, RenderArgs};
 
 /// The field manager of the dry-run apply; nothing is stored under it.
-const DIFF_MANAGER: &str = "ray-operator-diff";
+const DIFF_MANAGER: &str = concat!(crate::naming::operator_name!(), "-diff");
 
 /// Fields the server writes on every object; they would only add noise.
 const NOISE: [&str; 5] = [

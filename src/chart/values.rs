@@ -16,6 +16,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::api::{pod_type_name, quantity};
+
 /// The values of the `ray` Helm chart.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -43,8 +45,8 @@ pub struct Values {
     /// The pod types of the cluster, by name. The key is the pod type's name;
     /// pods are named `<release>-<kebab-cased key>-<random>`.
     #[schemars(extend("propertyNames" = {
-        "pattern": "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
-        "maxLength": 63
+        "pattern": pod_type_name::PATTERN,
+        "maxLength": pod_type_name::MAX_LEN
     }))]
     pub pod_types: BTreeMap<String, PodTypeValues>,
 
@@ -157,9 +159,7 @@ pub struct PodTypeValues {
     pub gpu: Option<Whole>,
 
     /// Memory of each pod (request and limit), a Kubernetes quantity like `1Gi`.
-    #[schemars(regex(
-        pattern = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
-    ))]
+    #[schemars(regex(pattern = quantity::PATTERN))]
     pub memory: String,
 
     /// Resources advertised to Ray, overriding what is detected from the pod
@@ -317,10 +317,7 @@ impl<'de> Deserialize<'de> for Decimal {
                 Ok(Decimal(v as f64))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Decimal, E> {
-                match s.parse() {
-                    Ok(v) if decimal_string(s) => Ok(Decimal(v)),
-                    _ => Err(E::invalid_value(Unexpected::Str(s), &self)),
-                }
+                from_pattern_string(s, decimal_string, &self).map(Decimal)
             }
         }
         d.deserialize_any(V)
@@ -347,13 +344,22 @@ impl<'de> Deserialize<'de> for Whole {
                 Err(E::invalid_value(Unexpected::Float(v), &self))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Whole, E> {
-                match s.parse() {
-                    Ok(v) if whole_string(s) => Ok(Whole(v)),
-                    _ => Err(E::invalid_value(Unexpected::Str(s), &self)),
-                }
+                from_pattern_string(s, whole_string, &self).map(Whole)
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// The number a string holds when `matches` (its schema pattern) accepts it.
+fn from_pattern_string<T: std::str::FromStr, E: de::Error>(
+    s: &str,
+    matches: fn(&str) -> bool,
+    expected: &dyn de::Expected,
+) -> Result<T, E> {
+    match s.parse() {
+        Ok(v) if matches(s) => Ok(v),
+        _ => Err(E::invalid_value(Unexpected::Str(s), expected)),
     }
 }
 
@@ -376,10 +382,8 @@ pub fn check(values: &Values) -> Result<(), String> {
     }
     for (name, pt) in &values.pod_types {
         let key = format!("podTypes.{name}");
-        if !valid_pod_type_name(name) {
-            return Err(format!(
-                "{key}: the name must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-            ));
+        if !pod_type_name::is_valid(name) {
+            return Err(format!("{key}: the name must be {}", pod_type_name::RULE));
         }
         for (field, v) in [
             ("minWorkers", pt.min_workers),
@@ -397,7 +401,7 @@ pub fn check(values: &Values) -> Result<(), String> {
                 return Err(format!("{key}.{field}: must be > 0"));
             }
         }
-        if !valid_quantity(&pt.memory) {
+        if !quantity::is_valid(&pt.memory) {
             return Err(format!(
                 "{key}.memory: {:?} is not a Kubernetes quantity like 1Gi or 512Mi",
                 pt.memory
@@ -437,34 +441,13 @@ pub fn check(values: &Values) -> Result<(), String> {
     Ok(())
 }
 
-/// `^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`, at most 63 characters.
-fn valid_pod_type_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    let inner = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.');
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(inner)
-}
-
 /// [`DECIMAL_PATTERN`], at most 32 characters.
 fn decimal_string(s: &str) -> bool {
-    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
-    let int = digits(s);
-    let mut rest = &s[int..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = digits(frac);
-        if int == 0 && n == 0 {
-            return false;
-        }
-        rest = &frac[n..];
-    } else if int == 0 {
+    let Some(mut rest) = quantity::after_mantissa(s) else {
         return false;
-    }
-    if let Some(exp) = rest.strip_prefix(['e', 'E']) {
-        let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-        let n = digits(exp);
+    };
+    if let Some(exp) = quantity::after_exponent_sign(rest) {
+        let n = quantity::digits(exp);
         if !(1..=2).contains(&n) {
             return false;
         }
@@ -477,33 +460,6 @@ fn decimal_string(s: &str) -> bool {
 fn whole_string(s: &str) -> bool {
     let b = s.as_bytes();
     s == "0" || (!b.is_empty() && b.len() <= 10 && b[0] != b'0' && b.iter().all(u8::is_ascii_digit))
-}
-
-/// `^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$`
-fn valid_quantity(q: &str) -> bool {
-    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
-    let int = digits(q);
-    let mut rest = &q[int..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = digits(frac);
-        if int == 0 && n == 0 {
-            return false;
-        }
-        rest = &frac[n..];
-    } else if int == 0 {
-        return false;
-    }
-    match rest {
-        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => true,
-        "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => true,
-        _ => {
-            let Some(exp) = rest.strip_prefix(['e', 'E']) else {
-                return false;
-            };
-            let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-            !exp.is_empty() && digits(exp) == exp.len()
-        }
-    }
 }
 
 /// The JSON schema of the values (draft-07, which Helm's validator reads), as
@@ -536,18 +492,6 @@ mod tests {
             serde_yaml_ng::from_str(include_str!("../../charts/ray/values.yaml")).unwrap();
         let values: Values = serde_path_to_error::deserialize(v).unwrap();
         check(&values).unwrap();
-    }
-
-    #[test]
-    fn quantities() {
-        for ok in [
-            "1Gi", "512Mi", "1", "1.5", ".5G", "1e9", "1E+3", "100m", "2.",
-        ] {
-            assert!(valid_quantity(ok), "{ok}");
-        }
-        for bad in ["", "Gi", "1 Gi", "1gi", "-1Gi", "1e", "abc", ".", "1.2.3"] {
-            assert!(!valid_quantity(bad), "{bad}");
-        }
     }
 
     #[test]
@@ -606,16 +550,6 @@ mod tests {
             serde_json::json!({"numCPU": 1, "GPU": "1.0", "memory": "1Gi"}),
         ] {
             assert!(de(bad.clone()).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn pod_type_names() {
-        for ok in ["rayHeadType", "a", "gpu-worker_2.x"] {
-            assert!(valid_pod_type_name(ok), "{ok}");
-        }
-        for bad in ["", "-a", "a-", "a b", &"x".repeat(64)] {
-            assert!(!valid_pod_type_name(bad), "{bad}");
         }
     }
 }

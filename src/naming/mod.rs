@@ -5,6 +5,10 @@
 
 use std::collections::BTreeMap;
 
+mod kebab_case;
+
+pub use kebab_case::kebab_case;
+
 /// The RayCluster an object belongs to.
 pub const CLUSTER_NAME: &str = "ray-cluster-name";
 /// `head` or `worker`.
@@ -14,12 +18,26 @@ pub const POD_TYPE: &str = "ray-user-node-type";
 /// Hash of the pod config a pod was made from; a mismatch makes the pod outdated.
 pub const LAUNCH_CONFIG: &str = "ray-launch-config";
 
+/// [`OPERATOR`] as a literal, for `concat!` to build the names derived from it.
+macro_rules! operator_name {
+    () => {
+        "ray-operator"
+    };
+}
+pub(crate) use operator_name;
+
+/// The operator's name: its field manager, the `managed-by` label of what it
+/// makes, the prefix of its Leases and annotations. The chart carries it
+/// literally (the operator's Deployment and container); a render test checks
+/// that they agree.
+pub const OPERATOR: &str = operator_name!();
+
 /// Annotation with the hash of the spec an object was applied with; an object
 /// that carries the wanted hash is not applied again.
-pub const SPEC_HASH: &str = "ray-operator/spec-hash";
+pub const SPEC_HASH: &str = concat!(operator_name!(), "/spec-hash");
 
 /// The one field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "ray-operator";
+pub const FIELD_MANAGER: &str = OPERATOR;
 
 /// Whether a pod runs the Ray head or a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,7 +66,7 @@ pub fn cluster_labels(cluster: &str) -> BTreeMap<String, String> {
         ),
         (
             "app.kubernetes.io/managed-by".to_string(),
-            "ray-operator".to_string(),
+            OPERATOR.to_string(),
         ),
     ])
 }
@@ -103,5 +121,11 @@ mod tests {
     fn stable_hash_is_fnv1a() {
         assert_eq!(stable_hash(b""), "cbf29ce484222325");
         assert_eq!(stable_hash(b"a"), "af63dc4c8601ec8c");
+    }
+
+    #[test]
+    fn names_derived_from_the_operators() {
+        assert_eq!(OPERATOR, "ray-operator");
+        assert_eq!(SPEC_HASH, "ray-operator/spec-hash");
     }
 }

@@ -13,9 +13,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
 
 /// The leader Lease of a cluster-scoped operator.
-pub const CLUSTER_SCOPED_LEASE: &str = "ray-operator-cluster-scoped";
+pub const CLUSTER_SCOPED_LEASE: &str = concat!(crate::naming::operator_name!(), "-cluster-scoped");
 /// The leader Lease of a namespaced operator, and its claim on the namespace.
-pub const NAMESPACED_LEASE: &str = "ray-operator-namespaced";
+pub const NAMESPACED_LEASE: &str = concat!(crate::naming::operator_name!(), "-namespaced");
 
 /// How long a Lease lasts without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::PodType;
+use crate::api::{PodType, quantity};
 
 /// Resources by name, as Ray reports and requests them.
 pub type ResourceBundle = BTreeMap<String, f64>;
@@ -116,7 +116,7 @@ fn quantity(
         }
     };
     let raw = quantity_string(&section[key]);
-    parse_quantity(&raw)
+    quantity::parse(&raw)
         .map(Some)
         .ok_or_else(|| ResourceError::Quantity {
             pod_type: pod_type.name.clone(),
@@ -130,38 +130,6 @@ fn quantity_string(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// Parses a Kubernetes quantity (`"1"`, `"500m"`, `"1.5"`, `"1Gi"`, `"512M"`, `"1e3"`).
-pub fn parse_quantity(q: &str) -> Option<f64> {
-    let q = q.trim();
-    const SUFFIXES: [(&str, f64); 13] = [
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("Pi", 1125899906842624.0),
-        ("Ei", 1152921504606846976.0),
-        ("n", 1e-9),
-        ("u", 1e-6),
-        ("m", 1e-3),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    let (number, factor) = SUFFIXES
-        .iter()
-        .find_map(|(s, f)| q.strip_suffix(s).map(|n| (n, *f)))
-        .or_else(|| q.strip_suffix('P').map(|n| (n, 1e15)))
-        .or_else(|| {
-            q.strip_suffix('E')
-                .filter(|n| !n.is_empty())
-                .map(|n| (n, 1e18))
-        })
-        .unwrap_or((q, 1.0));
-    let value: f64 = number.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then_some(value * factor)
 }
 
 /// Whether `request` fits into `available` (missing resources count as zero).
@@ -214,24 +182,6 @@ mod tests {
             setup_commands: vec![],
             worker_setup_commands: vec![],
         }
-    }
-
-    #[test]
-    fn quantities() {
-        for (q, want) in [
-            ("1", 1.0),
-            ("500m", 0.5),
-            ("1.5", 1.5),
-            ("1Gi", 1073741824.0),
-            ("512Mi", 536870912.0),
-            ("1G", 1e9),
-            ("2k", 2000.0),
-            ("1e3", 1000.0),
-        ] {
-            assert_eq!(parse_quantity(q), Some(want), "{q}");
-        }
-        assert_eq!(parse_quantity("abc"), None);
-        assert_eq!(parse_quantity("-1"), None);
     }
 
     #[test]

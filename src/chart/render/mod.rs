@@ -2,13 +2,14 @@
 //! without Helm.
 //!
 //! values (`merge`, `set`) -> checked against [`crate::chart::values::Values`] ->
-//! handlebars templates (`templates`, `helpers`) -> documents sorted and
+//! handlebars templates (`templates`; `helpers` over `go_format`) -> documents sorted and
 //! printed like Helm's. `tests/render_parity.rs` runs both and compares.
 
 mod compiled;
 #[cfg(test)]
 mod defines;
-pub mod helpers;
+mod go_format;
+mod helpers;
 mod merge;
 pub mod set;
 mod templates;
@@ -19,8 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
-
-pub use helpers::kebabcase;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -448,6 +447,38 @@ fn write_dir(dir: &Path, docs: &[Rendered]) -> Result<(), RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{DEFAULT_HEAD_START_RAY_COMMANDS, DEFAULT_WORKER_START_RAY_COMMANDS};
+    use crate::naming::OPERATOR;
+
+    /// The chart carries the operator's name and the default start commands
+    /// literally; they must be the operator's (`naming`, `api`).
+    #[test]
+    fn chart_literals_are_the_operators() {
+        let values = merged_values([], &[], &[]).unwrap();
+        let docs = documents("release-name", "default", values).unwrap();
+        let objects: Vec<Value> = docs
+            .iter()
+            .map(|d| serde_yaml_ng::from_str(&d.content).unwrap())
+            .collect();
+        let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
+        let deployment = find("Deployment");
+        assert_eq!(
+            deployment["metadata"]["name"],
+            format!("release-name-{OPERATOR}")
+        );
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["name"], OPERATOR);
+        assert_eq!(container["command"][0], OPERATOR);
+        let spec = &find("RayCluster")["spec"];
+        assert_eq!(
+            spec["headStartRayCommands"],
+            json!(DEFAULT_HEAD_START_RAY_COMMANDS)
+        );
+        assert_eq!(
+            spec["workerStartRayCommands"],
+            json!(DEFAULT_WORKER_START_RAY_COMMANDS)
+        );
+    }
 
     #[test]
     fn split_like_helm() {

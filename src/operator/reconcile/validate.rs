@@ -11,26 +11,16 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Serialize;
 
-use crate::api::{CompactJson, PodType, RayCluster, ServicePort};
-use crate::naming::stable_hash;
+use crate::api::{
+    CompactJson, DEFAULT_HEAD_START_RAY_COMMANDS, DEFAULT_WORKER_START_RAY_COMMANDS, PodType,
+    RayCluster, ServicePort,
+};
 // The chart names pods with sprig's kebabcase; the operator names them alike.
-use crate::chart::render::helpers::kebabcase as kebab_case;
+use crate::naming::{kebab_case, stable_hash};
 
 /// Cluster names longer than this would make the head Service name
 /// (`<cluster>-ray-head`) longer than a DNS label's 63 characters.
 pub const MAX_CLUSTER_NAME: usize = 63 - "-ray-head".len();
-
-/// The default head start commands: the last one blocks, so it is the container's life.
-pub const DEFAULT_HEAD_COMMANDS: [&str; 2] = [
-    "ray stop",
-    "ulimit -n 65536; ray start --head --port=6379 --no-monitor --dashboard-host 0.0.0.0 --block",
-];
-
-/// The default worker start commands; `$RAY_HEAD_IP` is the head Service's DNS name.
-pub const DEFAULT_WORKER_COMMANDS: [&str; 2] = [
-    "ray stop",
-    "ulimit -n 65536; ray start --address=$RAY_HEAD_IP:6379 --block",
-];
 
 /// A spec the operator cannot act on; each variant names the field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -133,8 +123,14 @@ pub fn validate(cluster: &RayCluster) -> Result<ValidatedCluster, SpecError> {
             return Err(SpecError::MinSumAboveMax { sum, max });
         }
     }
-    let head_commands = or_default(&spec.head_start_ray_commands, &DEFAULT_HEAD_COMMANDS);
-    let worker_commands = or_default(&spec.worker_start_ray_commands, &DEFAULT_WORKER_COMMANDS);
+    let head_commands = or_default(
+        &spec.head_start_ray_commands,
+        &DEFAULT_HEAD_START_RAY_COMMANDS,
+    );
+    let worker_commands = or_default(
+        &spec.worker_start_ray_commands,
+        &DEFAULT_WORKER_START_RAY_COMMANDS,
+    );
 
     let mut head = None;
     let mut workers = Vec::new();
