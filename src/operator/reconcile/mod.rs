@@ -161,7 +161,11 @@ pub async fn reconcile(cluster: &RayCluster, ctx: &Reconciler) -> Result<Action,
 
     if let Some(held) = input.held {
         // A head of a rejected pod type is not sent again either.
-        plan.create.retain(|p| p.pod_type != held);
+        let of_held: Vec<String> = (plan.create.iter())
+            .filter(|p| p.pod_type.name == held)
+            .map(|p| p.name.clone())
+            .collect();
+        plan.withdraw(&of_held, &previous);
     }
     if rejection
         .as_ref()
@@ -173,32 +177,25 @@ pub async fn reconcile(cluster: &RayCluster, ctx: &Reconciler) -> Result<Action,
             None => return Err(error),
         }
     }
-    apply::delete_pods(&ctx.writer, &namespace, &plan.delete).await?;
+    let mut applied = apply::pods(&ctx.writer, &validated, plan, &previous).await?;
+    let deleted = &applied.plan.delete;
     ctx.expectations
-        .deleted(&key, plan.delete.iter().map(|p| p.name.clone()));
-    let mut first_error = None;
-    let mut created = Vec::new();
-    for result in apply::create_pods(&ctx.writer, &validated, &plan.create).await {
-        match result {
-            Ok(pod) => created.push(pod),
-            Err(e) => first_error = first_error.or(Some(e)),
-        }
-    }
-    ctx.metrics.pods_created(created.len() as u64);
-    ctx.metrics.pods_deleted(plan.delete.len() as u64);
-    ctx.expectations.created(&key, created);
-    if let Some(error) = first_error {
-        let (target, pod) = match &error {
-            Error::CreatePod { pod_type, name, .. } => (Target::PodType(pod_type.clone()), name),
+        .deleted(&key, deleted.iter().map(|p| p.name.clone()));
+    ctx.metrics.pods_created(applied.created.len() as u64);
+    ctx.metrics.pods_deleted(deleted.len() as u64);
+    ctx.expectations
+        .created(&key, std::mem::take(&mut applied.created));
+    if let Some(error) = applied.take_error() {
+        let target = match &error {
+            Error::CreatePod { pod_type, .. } => Target::PodType(pod_type.clone()),
             _ => return Err(error),
         };
-        // The pods were not created: no note says they were.
-        plan.notes.retain(|n| !n.message.contains(pod.as_str()));
         match rejected(ctx, &key, generation, &error, target) {
             Some(r) => rejection = Some(r),
             None => return Err(error),
         }
     }
+    let plan = &applied.plan;
     for note in &plan.notes {
         if note.warning {
             tracing::warn!(cluster = %name, namespace = %namespace, reason = note.reason, "{}", note.message);
@@ -212,7 +209,7 @@ pub async fn reconcile(cluster: &RayCluster, ctx: &Reconciler) -> Result<Action,
     if plan.head_ready {
         ctx.autoscalers.ensure(cluster);
     }
-    let mut next = status::from_plan(&previous, &plan, generation, now.clone());
+    let mut next = status::from_plan(&previous, &applied, generation, now.clone());
     if let Some(rejection) = &rejection {
         status::rejected(&mut next, &rejection.message, generation, &now);
         let reported = previous.conditions.iter().any(|c| {

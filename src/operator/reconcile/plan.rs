@@ -103,11 +103,11 @@ pub struct Readiness {
     pub message: String,
 }
 
-/// A pod to create.
+/// A pod to create, with the pod type it is made from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewPod {
+pub struct NewPod<'c> {
     pub kind: NodeKind,
-    pub pod_type: String,
+    pub pod_type: &'c ValidatedPodType,
     pub name: String,
 }
 
@@ -121,8 +121,8 @@ pub struct Note {
 
 /// The plan for one reconcile.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PodPlan {
-    pub create: Vec<NewPod>,
+pub struct PodPlan<'c> {
+    pub create: Vec<NewPod<'c>>,
     pub delete: Vec<ObservedPod>,
     pub notes: Vec<Note>,
     pub phase: Option<Phase>,
@@ -134,9 +134,30 @@ pub struct PodPlan {
     pub ray: Option<Readiness>,
 }
 
+impl PodPlan<'_> {
+    /// Takes back the pods to create of these names (the API server
+    /// refused them, or their pod type is held): the plan no longer creates
+    /// them, no note announces them, and a withdrawn head leaves the head's
+    /// launch config and the restart count as they were, so the next
+    /// reconcile does not take a head that never existed for a lost one.
+    pub fn withdraw(&mut self, names: &[String], previous: &RayClusterStatus) {
+        let (gone, kept): (Vec<NewPod>, Vec<NewPod>) =
+            self.create.drain(..).partition(|p| names.contains(&p.name));
+        self.create = kept;
+        for pod in &gone {
+            self.notes
+                .retain(|n| !n.message.contains(pod.name.as_str()));
+            if pod.kind == NodeKind::Head {
+                self.head_launch_config = previous.head_launch_config.clone();
+                self.autoscaler_retries = previous.autoscaler_retries;
+            }
+        }
+    }
+}
+
 /// Everything the plan reads.
-pub struct PlanInput<'a> {
-    pub cluster: &'a ValidatedCluster,
+pub struct PlanInput<'c, 'a> {
+    pub cluster: &'c ValidatedCluster,
     /// Pods of the cluster, including those just created and not yet seen by
     /// the watch (as Pending); without those just deleted.
     pub pods: &'a [ObservedPod],
@@ -152,7 +173,7 @@ pub struct PlanInput<'a> {
 }
 
 /// Plans one reconcile; `new_suffix` gives the random part of new pod names.
-pub fn plan(input: &PlanInput, new_suffix: &mut dyn FnMut() -> String) -> PodPlan {
+pub fn plan<'c>(input: &PlanInput<'c, '_>, new_suffix: &mut dyn FnMut() -> String) -> PodPlan<'c> {
     let cluster = input.cluster;
     let mut out = PodPlan {
         autoscaler_retries: input.previous.autoscaler_retries,
@@ -308,10 +329,10 @@ impl<'a> HeadDecision<'a> {
 }
 
 /// Keeps exactly one current head.
-fn plan_head<'a>(
-    input: &PlanInput,
+fn plan_head<'a, 'c>(
+    input: &PlanInput<'c, '_>,
     live: &[&'a ObservedPod],
-    out: &mut PodPlan,
+    out: &mut PodPlan<'c>,
     new_suffix: &mut dyn FnMut() -> String,
 ) -> HeadDecision<'a> {
     let cluster = input.cluster;
@@ -363,7 +384,7 @@ fn plan_head<'a>(
     let name = super::build::pod_name(cluster, &cluster.head, &new_suffix());
     out.create.push(NewPod {
         kind: NodeKind::Head,
-        pod_type: cluster.head.name.clone(),
+        pod_type: &cluster.head,
         name: name.clone(),
     });
     out.head_launch_config = Some(wanted.clone());
@@ -429,12 +450,12 @@ struct WorkerRound {
 
 /// The workers of one pod type: replace outdated and finished ones, then
 /// create or delete to reach the wanted count.
-fn plan_workers(
-    input: &PlanInput,
-    pod_type: &ValidatedPodType,
+fn plan_workers<'c>(
+    input: &PlanInput<'c, '_>,
+    pod_type: &'c ValidatedPodType,
     live: &[&ObservedPod],
     round: WorkerRound,
-    out: &mut PodPlan,
+    out: &mut PodPlan<'c>,
     new_suffix: &mut dyn FnMut() -> String,
 ) -> PodTypeStatus {
     let WorkerRound {
@@ -491,7 +512,7 @@ fn plan_workers(
         ));
         out.create.extend(names.into_iter().map(|name| NewPod {
             kind: NodeKind::Worker,
-            pod_type: pod_type.name.clone(),
+            pod_type,
             name,
         }));
     } else if count > desired {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::plan::PodPlan;
+use super::apply::Applied;
 use super::validate::{SpecError, ValidatedCluster};
 use crate::api::{Phase, RayClusterStatus};
 
@@ -17,10 +17,11 @@ fn saturating_sum(counts: impl Iterator<Item = i32>) -> i32 {
 /// The status after a reconcile that planned `plan`.
 pub fn from_plan(
     previous: &RayClusterStatus,
-    plan: &PodPlan,
+    applied: &Applied,
     generation: Option<i64>,
     now: Time,
 ) -> RayClusterStatus {
+    let plan = &applied.plan;
     let mut status = RayClusterStatus {
         phase: plan.phase,
         autoscaler_retries: plan.autoscaler_retries,

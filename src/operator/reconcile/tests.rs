@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::apply::Applied;
 use super::build;
 use super::plan::{ObservedPod, PlanInput, PodState, RayCheck, plan};
 use super::validate::{SpecError, ValidatedCluster, validate};
@@ -119,24 +120,24 @@ fn running_status(c: &ValidatedCluster) -> RayClusterStatus {
     }
 }
 
-fn run_plan(
-    c: &ValidatedCluster,
+fn run_plan<'c>(
+    c: &'c ValidatedCluster,
     pods: &[ObservedPod],
     previous: &RayClusterStatus,
     scaling: Option<&Scaling>,
     unreachable: Option<&str>,
-) -> super::plan::PodPlan {
+) -> super::plan::PodPlan<'c> {
     plan_with_ray(c, pods, previous, scaling, unreachable, RayCheck::Off)
 }
 
-fn plan_with_ray(
-    c: &ValidatedCluster,
+fn plan_with_ray<'c>(
+    c: &'c ValidatedCluster,
     pods: &[ObservedPod],
     previous: &RayClusterStatus,
     scaling: Option<&Scaling>,
     unreachable: Option<&str>,
     ray: RayCheck,
-) -> super::plan::PodPlan {
+) -> super::plan::PodPlan<'c> {
     let mut n = 0;
     let input = PlanInput {
         held: None,
@@ -379,7 +380,7 @@ fn first_start_creates_the_head_then_the_minimum_workers() {
     let created: Vec<(&str, &str)> = p
         .create
         .iter()
-        .map(|n| (n.pod_type.as_str(), n.name.as_str()))
+        .map(|n| (n.pod_type.name.as_str(), n.name.as_str()))
         .collect();
     assert_eq!(
         created,
@@ -605,7 +606,7 @@ fn worker_config_change_replaces_only_that_types_workers() {
         names(&p.delete),
         BTreeSet::from(["demo-cpu-worker-0", "demo-gpu-worker-old"])
     );
-    let created: Vec<&str> = p.create.iter().map(|n| n.pod_type.as_str()).collect();
+    let created: Vec<&str> = p.create.iter().map(|n| n.pod_type.name.as_str()).collect();
     assert_eq!(created, ["cpuWorker", "gpuWorker"]);
     assert_eq!(p.phase, Some(Phase::Updating));
 }
@@ -685,7 +686,12 @@ fn status_reports_counts_and_conditions() {
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
     );
-    let s = super::status::from_plan(&running_status(&c), &p, Some(3), now.clone());
+    let s = super::status::from_plan(
+        &running_status(&c),
+        &Applied::in_full(p.clone()),
+        Some(3),
+        now.clone(),
+    );
     assert_eq!(
         (s.desired_workers, s.ready_workers, s.observed_generation),
         (2, 1, Some(3))
@@ -705,7 +711,7 @@ fn status_reports_counts_and_conditions() {
     );
     let again = super::status::from_plan(
         &s,
-        &p,
+        &Applied::in_full(p.clone()),
         Some(3),
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
     );
@@ -743,6 +749,58 @@ fn worker_totals_saturate_instead_of_overflowing() {
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
     );
-    let s = super::status::from_plan(&running_status(&c), &p, Some(1), now);
+    let s = super::status::from_plan(
+        &running_status(&c),
+        &Applied::in_full(p.clone()),
+        Some(1),
+        now,
+    );
     assert_eq!(s.desired_workers, i32::MAX);
+}
+
+#[test]
+fn withdrawn_pods_leave_no_trace_in_the_plan() {
+    let c = cluster();
+    let names = |p: &super::plan::PodPlan| -> Vec<String> {
+        p.create.iter().map(|n| n.name.clone()).collect()
+    };
+    // (previous status, pods, what is withdrawn, launch config and retries after)
+    let first = RayClusterStatus::default();
+    let mut lost = running_status(&c);
+    lost.autoscaler_retries = 2;
+    let running = [head_pod(&c, PodState::Running)];
+    let cases: [(&str, &RayClusterStatus, &[ObservedPod], bool); 3] = [
+        ("a refused first head", &first, &[], true),
+        ("a refused head after the head was lost", &lost, &[], true),
+        (
+            "one refused worker of two",
+            &running_status(&c),
+            &running,
+            false,
+        ),
+    ];
+    for (case, previous, pods, head) in cases {
+        let mut p = run_plan(&c, pods, previous, None, None);
+        let planned = names(&p);
+        let refused = planned[0].clone();
+        p.withdraw(std::slice::from_ref(&refused), previous);
+        assert_eq!(names(&p), planned[1..], "{case}: the others stay");
+        assert!(
+            p.notes.iter().all(|n| !n.message.contains(&refused)),
+            "{case}: no note names {refused}: {:?}",
+            p.notes
+        );
+        if head {
+            assert_eq!(
+                (p.head_launch_config.as_ref(), p.autoscaler_retries),
+                (
+                    previous.head_launch_config.as_ref(),
+                    previous.autoscaler_retries
+                ),
+                "{case}: a head never created changes neither the launch config nor the restarts"
+            );
+        } else {
+            assert_eq!(p.head_launch_config, Some(c.head.launch_hash.clone()));
+        }
+    }
 }
