@@ -7,6 +7,8 @@ pub mod cache;
 pub mod context;
 pub mod events;
 pub mod lease;
+#[cfg(test)]
+pub mod mock_api;
 pub mod reconcile;
 pub mod resources;
 pub mod scope;

@@ -14,6 +14,8 @@ pub mod status;
 pub mod validate;
 
 #[cfg(test)]
+mod mock_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

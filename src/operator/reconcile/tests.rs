@@ -50,7 +50,7 @@ spec:
         - {name: ray-node, image: rayproject/ray:2.47.1, resources: {limits: {nvidia.com/gpu: 1}}}
 "#;
 
-fn raw() -> RayCluster {
+pub(super) fn raw() -> RayCluster {
     serde_yaml_ng::from_str(CLUSTER).expect("fixture parses")
 }
 
