@@ -28,7 +28,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
 use support::operator::{BIN, Operator, install_crd, kubectl};
 use support::ray::RayHead;
 
@@ -378,7 +378,7 @@ async fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     support::ray::venv();
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let head = RayHead::start_with(&["--num-cpus=0"]);

@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
 use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
 use support::eventually;
 use support::operator::{Operator, install_crd, kubectl};
 use support::ray::{RayHead, RayWorker};
@@ -163,7 +163,7 @@ async fn operator_autoscales_against_a_real_head() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     // Fails with "run `make ray`" when Ray is missing, before touching Kubernetes.
     support::ray::venv();
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns_guard = TestNamespace::new(&client, "autoscaler").await;
@@ -467,7 +467,7 @@ async fn conditions(client: &Client, ns: &str) -> BTreeMap<String, (String, Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ray_without_the_autoscaler_api_holds_min_workers_and_says_so() {
     use ray_operator::operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsServiceServer;
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns_guard = TestNamespace::new(&client, "old-ray").await;
@@ -532,7 +532,7 @@ async fn a_ray_without_the_autoscaler_api_holds_min_workers_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_address_is_ignored_without_the_flag() {
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns_guard = TestNamespace::new(&client, "gcs-ignored").await;
