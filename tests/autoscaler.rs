@@ -15,17 +15,16 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
-use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
+use kube::Client;
+use ray_operator::api::{Phase, RayClusterStatus};
 use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
 use support::cluster::{Claim, TestNamespace, kwok, shared};
 use support::eventually;
+use support::kwok_clusters::{self, WAIT, is_running, names, pods_of_type};
 use support::operator::{Operator, install_crd, kubectl};
 use support::ray::{RayHead, RayWorker};
 
 const NAME: &str = "auto";
-const WAIT: Duration = Duration::from_secs(60);
 
 fn cluster_yaml(gcs: &str) -> String {
     format!(
@@ -64,48 +63,20 @@ spec:
     )
 }
 
-/// Live (not terminating) pods of the cluster with this `ray-user-node-type`, by name.
+/// Live pods of the cluster [`NAME`] with this `ray-user-node-type`, by name.
 async fn pods_of(client: &Client, ns: &str, pod_type: &str) -> Vec<String> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut names: Vec<String> = api
-        .list(&ListParams::default().labels(&format!(
-            "ray-cluster-name={NAME},ray-user-node-type={pod_type}"
-        )))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| p.name_any())
-        .collect();
-    names.sort();
-    names
+    names(&pods_of_type(client, ns, NAME, pod_type).await)
 }
 
-/// Ready (kwok Running) live pods of a type.
+/// Ready (kwok Running) live pods of a type, by name.
 async fn ready_pods_of(client: &Client, ns: &str, pod_type: &str) -> Vec<String> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut names: Vec<String> = api
-        .list(&ListParams::default().labels(&format!(
-            "ray-cluster-name={NAME},ray-user-node-type={pod_type}"
-        )))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        })
-        .map(|p| p.name_any())
-        .collect();
-    names.sort();
-    names
+    let pods = pods_of_type(client, ns, NAME, pod_type).await;
+    let ready: Vec<Pod> = pods.into_iter().filter(is_running).collect();
+    names(&ready)
 }
 
 async fn status(client: &Client, ns: &str) -> RayClusterStatus {
-    let api: Api<RayCluster> = Api::namespaced(client.clone(), ns);
-    api.get(NAME).await.unwrap().status.unwrap_or_default()
+    kwok_clusters::status(client, ns, NAME).await
 }
 
 async fn warnings(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
