@@ -24,12 +24,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
+use support::kwok_clusters::{is_running, live_pods};
 use support::operator::{BIN, Operator, install_crd, kubectl};
+use support::proc_status::{ProcStatus, cpu_ticks};
 use support::ray::RayHead;
 
 const BENCH_NODE: &str = "rayop-bench";
@@ -75,19 +77,10 @@ spec:
     )
 }
 
-/// Running pods in `ns` matching `labels`.
+/// Running live pods in `ns` matching `labels`.
 async fn running_pods(client: &Client, ns: &str, labels: &str) -> usize {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default().labels(labels))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        })
-        .count()
+    let pods = live_pods(client, ns, labels).await;
+    pods.iter().filter(|p| is_running(p)).count()
 }
 
 async fn wait_running(client: &Client, ns: &str, labels: &str, n: usize, timeout: Duration) {
@@ -245,24 +238,9 @@ fn operator_pid(operator: &Operator) -> u32 {
 
 /// (VmRSS KiB, VmHWM KiB, utime+stime ticks).
 fn usage(pid: u32) -> (u64, u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    // After the comm: state is field 3, utime 14, stime 15 (1-based, whole line).
-    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let status = ProcStatus::read(pid).unwrap();
+    let ticks = cpu_ticks(pid).unwrap();
+    let kib = |name: &str| status.field(name).unwrap_or(0);
     (kib("VmRSS:"), kib("VmHWM:"), ticks)
 }
 
@@ -378,7 +356,7 @@ async fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     support::ray::venv();
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let head = RayHead::start_with(&["--num-cpus=0"]);

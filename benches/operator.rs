@@ -33,6 +33,11 @@ use ray_operator::api::{Phase, RayCluster};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "../tests/support/proc_status.rs"]
+mod proc_status;
+
+use proc_status::{ProcStatus, cpu_ticks};
+
 const MIB: f64 = 1024.0;
 
 type Res<T> = Result<T, String>;
@@ -123,16 +128,8 @@ struct Mem {
 }
 
 fn proc_mem(pid: u32) -> Res<Mem> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let status = ProcStatus::read(pid).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let field = |name: &str| status.field(name).unwrap_or(0);
     Ok(Mem {
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
@@ -143,16 +140,7 @@ fn proc_mem(pid: u32) -> Res<Mem> {
 
 /// utime + stime of the process, in seconds.
 fn proc_cpu(pid: u32) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // Fields after "(comm)": state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    let ticks = cpu_ticks(pid).map_err(|e| e.to_string())?;
     Ok(ticks as f64 / clk_tck())
 }
 

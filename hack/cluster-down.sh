@@ -33,7 +33,7 @@ fi
 mapfile -t NESTED < <(find "$CLUSTER_DIR" -mindepth 2 -maxdepth 2 \( -name ports.env -o -name up.lock \) -printf '%h\n' | sort -u)
 OWN=()
 for p in "$CLUSTER_DIR"/* "$CLUSTER_DIR"/.[!.]*; do
-  [[ -e $p && $p != "$CLUSTER_DIR/up.lock" ]] || continue
+  [[ -e $p && $p != *.lock ]] || continue
   printf '%s\n' "${NESTED[@]}" | grep -qxF -- "$p" && continue
   OWN+=("$p")
 done
@@ -58,7 +58,8 @@ fi
 stop_recorded "$BIN" kwok kube-scheduler kube-controller-manager kube-apiserver
 stop_recorded "$BIN" etcd
 
-# Keep up.lock (another process may be waiting on it) and nested state dirs.
+# Keep the lock files (up.lock; the tests' use.lock and turn.lock, tests/support/cluster.rs:
+# another process may be waiting on one) and nested state dirs.
 ((${#OWN[@]} == 0)) || rm -rf "${OWN[@]}"
 log "stopped; removed the state in $CLUSTER_DIR${NESTED[*]:+ (kept nested state dirs: ${NESTED[*]})}"
 exit "$RC"

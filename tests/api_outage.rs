@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::cluster::{TestNamespace, private_kwok, shared};
+use support::cluster::{TestNamespace, kwok, private_kwok, shared};
 use support::eventually;
 use support::kwok_clusters::{create_cluster, edit_spec, names_of, pods, running, status};
 use support::operator::{Operator, install_crd};
@@ -136,7 +136,7 @@ async fn the_operator_rides_out_an_api_server_outage() {
     // their nodes NotReady; kwok does not, so its nodes must stay Ready.
     // SAFETY: set before any thread reads the environment.
     unsafe { std::env::set_var("NODE_MONITOR_GRACE_PERIOD", "5m") };
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "api-outage").await;

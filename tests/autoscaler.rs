@@ -4,7 +4,8 @@
 //! so every task needs a worker), the cluster's `gcsAddress` pointing at it,
 //! and, for the pods the operator creates, Ray worker nodes that join with the
 //! pod's name as `RAY_CLOUD_INSTANCE_ID`. Needs `make ray`; every Ray process
-//! is stopped by PID, also on panic.
+//! is stopped by PID, also on panic. Each test has its own head, operator,
+//! cluster and namespace ([`Autoscaled`]), so one broken behaviour fails one test.
 
 mod support;
 
@@ -14,17 +15,16 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
-use ray_operator::api::{Phase, RayCluster, RayClusterStatus};
+use kube::Client;
+use ray_operator::api::{Phase, RayClusterStatus};
 use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions, NodeStatus};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{Claim, TestNamespace, kwok, shared};
 use support::eventually;
+use support::kwok_clusters::{self, WAIT, is_running, names, pods_of_type};
 use support::operator::{Operator, install_crd, kubectl};
 use support::ray::{RayHead, RayWorker};
 
 const NAME: &str = "auto";
-const WAIT: Duration = Duration::from_secs(60);
 
 fn cluster_yaml(gcs: &str) -> String {
     format!(
@@ -63,48 +63,20 @@ spec:
     )
 }
 
-/// Live (not terminating) pods of the cluster with this `ray-user-node-type`, by name.
+/// Live pods of the cluster [`NAME`] with this `ray-user-node-type`, by name.
 async fn pods_of(client: &Client, ns: &str, pod_type: &str) -> Vec<String> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut names: Vec<String> = api
-        .list(&ListParams::default().labels(&format!(
-            "ray-cluster-name={NAME},ray-user-node-type={pod_type}"
-        )))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| p.name_any())
-        .collect();
-    names.sort();
-    names
+    names(&pods_of_type(client, ns, NAME, pod_type).await)
 }
 
-/// Ready (kwok Running) live pods of a type.
+/// Ready (kwok Running) live pods of a type, by name.
 async fn ready_pods_of(client: &Client, ns: &str, pod_type: &str) -> Vec<String> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut names: Vec<String> = api
-        .list(&ListParams::default().labels(&format!(
-            "ray-cluster-name={NAME},ray-user-node-type={pod_type}"
-        )))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        })
-        .map(|p| p.name_any())
-        .collect();
-    names.sort();
-    names
+    let pods = pods_of_type(client, ns, NAME, pod_type).await;
+    let ready: Vec<Pod> = pods.into_iter().filter(is_running).collect();
+    names(&ready)
 }
 
 async fn status(client: &Client, ns: &str) -> RayClusterStatus {
-    let api: Api<RayCluster> = Api::namespaced(client.clone(), ns);
-    api.get(NAME).await.unwrap().status.unwrap_or_default()
+    kwok_clusters::status(client, ns, NAME).await
 }
 
 async fn warnings(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
@@ -158,137 +130,206 @@ async fn live_ray_nodes(gcs: &GcsClient, pods: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// One autoscaler test's own world: a Ray head with no CPUs (so every task
+/// needs a worker), an operator autoscaling against it every 250 ms (3 s of
+/// grace for a dead GCS), and the cluster [`NAME`] pointing at the head, in a
+/// namespace of the test's own, its head pod Running and no worker asked for.
+/// Fields drop in order: Ray first, the claim on the control plane last.
+struct Autoscaled {
+    client: Client,
+    ns: String,
+    head: RayHead,
+    gcs: GcsClient,
+    /// The head pod the operator made first.
+    first_head: String,
+    maxima: Arc<Mutex<BTreeMap<String, usize>>>,
+    _operator: Operator,
+    _ns: TestNamespace,
+    _kwok: Claim,
+}
+
+impl Autoscaled {
+    async fn start(test: &str) -> Autoscaled {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        // Fails with "run `make ray`" when Ray is missing, before touching Kubernetes.
+        support::ray::venv();
+        let claim = kwok();
+        install_crd();
+        let client = shared().client().await;
+        let ns_guard = TestNamespace::new(&client, test).await;
+        let ns = ns_guard.name.clone();
+
+        let t = Instant::now();
+        let head = RayHead::start_with(&["--num-cpus=0"]);
+        eprintln!("head started in {:?} at {}", t.elapsed(), head.address());
+        let gcs = GcsClient::new(GcsOptions::new(head.address())).unwrap();
+        let operator = Operator::start(
+            "as",
+            &ns,
+            true,
+            &[
+                "--autoscaler=true",
+                "--autoscaler-interval-ms",
+                "250",
+                "--gcs-grace-seconds",
+                "3",
+            ],
+        )
+        .await;
+        kubectl(
+            &["apply", "-n", &ns, "-f", "-"],
+            &cluster_yaml(&head.address()),
+        );
+        let first_head = eventually("the head pod Running", WAIT, async || {
+            let heads = ready_pods_of(&client, &ns, "head").await;
+            let s = status(&client, &ns).await;
+            (heads.len() == 1 && s.phase == Some(Phase::Running)).then(|| heads[0].clone())
+        })
+        .await;
+        let maxima = watch_maxima(client.clone(), ns.clone());
+        holds(
+            &client,
+            &ns,
+            "no demand",
+            &[("cpu", 0), ("gpu", 0)],
+            Duration::from_secs(1),
+        )
+        .await;
+        Autoscaled {
+            client,
+            ns,
+            head,
+            gcs,
+            first_head,
+            maxima,
+            _operator: operator,
+            _ns: ns_guard,
+            _kwok: claim,
+        }
+    }
+
+    /// Asserts that for `hold` the pod counts stay as given.
+    async fn holds(&self, what: &str, want: &[(&str, usize)], hold: Duration) {
+        holds(&self.client, &self.ns, what, want, hold).await;
+    }
+
+    /// Live pods of a type, by name.
+    async fn pods_of(&self, pod_type: &str) -> Vec<String> {
+        pods_of(&self.client, &self.ns, pod_type).await
+    }
+
+    /// Waits until there are exactly `n` live pods of a type; returns them.
+    async fn wait_pods(&self, what: &str, pod_type: &str, n: usize) -> Vec<String> {
+        eventually(what, WAIT, async || {
+            let pods = self.pods_of(pod_type).await;
+            (pods.len() == n).then_some(pods)
+        })
+        .await
+    }
+
+    async fn status(&self) -> RayClusterStatus {
+        status(&self.client, &self.ns).await
+    }
+
+    /// Never more pods of a type than its maxWorkers, at any time of the test.
+    fn assert_maxima(&self) {
+        let maxima = self.maxima.lock().unwrap().clone();
+        eprintln!("most pods seen per type: {maxima:?}");
+        assert!(maxima.get("cpu").copied().unwrap_or(0) <= 2, "{maxima:?}");
+        assert!(maxima.get("gpu").copied().unwrap_or(0) <= 1, "{maxima:?}");
+    }
+}
+
+/// 3 x {CPU: 4}: cpu pods within 5 s, capped at maxWorkers 2; no gpu pods;
+/// the demand in the status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_autoscales_against_a_real_head() {
-    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    // Fails with "run `make ray`" when Ray is missing, before touching Kubernetes.
-    support::ray::venv();
-    shared();
-    install_crd();
-    let client = shared().client().await;
-    let ns_guard = TestNamespace::new(&client, "autoscaler").await;
-    let ns = ns_guard.name.clone();
-
+async fn cpu_demand_scales_up_at_once_capped_at_max_workers() {
+    let a = Autoscaled::start("autoscaler-cpu").await;
+    let _cpu_driver = a.head.spawn_driver("cpu", 0);
     let t = Instant::now();
-    let head = RayHead::start_with(&["--num-cpus=0"]);
-    eprintln!("head started in {:?} at {}", t.elapsed(), head.address());
-    let gcs = GcsClient::new(GcsOptions::new(head.address())).unwrap();
-    let _operator = Operator::start(
-        "as",
-        &ns,
-        true,
-        &[
-            "--autoscaler=true",
-            "--autoscaler-interval-ms",
-            "250",
-            "--gcs-grace-seconds",
-            "3",
-        ],
-    )
-    .await;
-    kubectl(
-        &["apply", "-n", &ns, "-f", "-"],
-        &cluster_yaml(&head.address()),
-    );
-    let first_head = eventually("the head pod Running", WAIT, async || {
-        let heads = ready_pods_of(&client, &ns, "head").await;
-        let s = status(&client, &ns).await;
-        (heads.len() == 1 && s.phase == Some(Phase::Running)).then(|| heads[0].clone())
-    })
-    .await;
-    let maxima = watch_maxima(client.clone(), ns.clone());
-    holds(
-        &client,
-        &ns,
-        "no demand",
-        &[("cpu", 0), ("gpu", 0)],
-        Duration::from_secs(1),
-    )
-    .await;
-
-    // (a) 3 x {CPU: 4}: cpu pods, capped at maxWorkers 2; no gpu pods.
-    let mut cpu_driver = head.spawn_driver("cpu", 0);
-    let t = Instant::now();
-    let cpu_pods = eventually("2 cpu pods", WAIT, async || {
-        let pods = pods_of(&client, &ns, "cpu").await;
-        (pods.len() == 2).then_some(pods)
-    })
-    .await;
+    a.wait_pods("2 cpu pods", "cpu", 2).await;
     let took = t.elapsed();
-    eprintln!("(a) 2 cpu pods {took:?} after the driver submitted");
+    eprintln!("2 cpu pods {took:?} after the driver submitted");
     assert!(took < Duration::from_secs(5), "cpu pods took {took:?}");
     let s = eventually("pendingDemand in status", WAIT, async || {
-        let s = status(&client, &ns).await;
-        let a = s.autoscaler.clone().unwrap_or_default();
+        let a = a.status().await.autoscaler.unwrap_or_default();
         a.pending_demand
             .iter()
             .any(|d| d.starts_with("3 x") && d.contains("CPU"))
             .then_some(a)
     })
     .await;
-    eprintln!("(a) status.autoscaler: {s:?}");
-    holds(
-        &client,
-        &ns,
-        "(a) capped",
-        &[("cpu", 2), ("gpu", 0)],
-        Duration::from_secs(2),
-    )
-    .await;
+    eprintln!("status.autoscaler: {s:?}");
+    a.holds("capped", &[("cpu", 2), ("gpu", 0)], Duration::from_secs(2))
+        .await;
+    a.assert_maxima();
+}
 
-    // (b) a GPU task: exactly one gpu pod.
-    let mut gpu_driver = head.spawn_driver("gpu", 0);
+/// A GPU task: exactly one gpu pod, and no cpu pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_task_gets_exactly_one_gpu_pod() {
+    let a = Autoscaled::start("autoscaler-gpu").await;
+    let _gpu_driver = a.head.spawn_driver("gpu", 0);
     let t = Instant::now();
-    let gpu_pods = eventually("1 gpu pod", WAIT, async || {
-        let pods = pods_of(&client, &ns, "gpu").await;
-        (pods.len() == 1).then_some(pods)
-    })
-    .await;
-    eprintln!("(b) gpu pod {:?} after the driver submitted", t.elapsed());
-    holds(
-        &client,
-        &ns,
-        "(b)",
-        &[("cpu", 2), ("gpu", 1)],
+    a.wait_pods("1 gpu pod", "gpu", 1).await;
+    eprintln!("gpu pod {:?} after the driver submitted", t.elapsed());
+    a.holds(
+        "one gpu pod",
+        &[("cpu", 0), ("gpu", 1)],
         Duration::from_secs(2),
     )
     .await;
+    a.assert_maxima();
+}
 
-    // (c) {CPU: 64} fits no type: nothing created, a Warning and the status say so.
-    let mut infeasible = head.spawn_driver("infeasible", 0);
+/// {CPU: 64} fits no type: nothing created, a Warning and the status say so,
+/// and the status forgets it once the demand is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infeasible_demand_creates_nothing_and_is_reported() {
+    let a = Autoscaled::start("autoscaler-infeasible").await;
+    let mut infeasible = a.head.spawn_driver("infeasible", 0);
     let event = eventually("an InfeasibleDemand Warning", WAIT, async || {
-        warnings(&client, &ns, "InfeasibleDemand").await.pop()
+        warnings(&a.client, &a.ns, "InfeasibleDemand").await.pop()
     })
     .await;
-    eprintln!("(c) event: {:?}", event.note);
+    eprintln!("event: {:?}", event.note);
     assert!(
         event.note.as_deref().unwrap_or_default().contains("64"),
         "{event:?}"
     );
     eventually("infeasibleDemand in status", WAIT, async || {
-        let a = status(&client, &ns).await.autoscaler.unwrap_or_default();
+        let a = a.status().await.autoscaler.unwrap_or_default();
         a.infeasible_demand
             .iter()
             .any(|d| d.contains("64"))
             .then_some(())
     })
     .await;
-    holds(
-        &client,
-        &ns,
-        "(c)",
-        &[("cpu", 2), ("gpu", 1)],
+    a.holds(
+        "nothing created",
+        &[("cpu", 0), ("gpu", 0)],
         Duration::from_secs(2),
     )
     .await;
     infeasible.stop();
     eventually("infeasibleDemand cleared", WAIT, async || {
-        let a = status(&client, &ns).await.autoscaler.unwrap_or_default();
+        let a = a.status().await.autoscaler.unwrap_or_default();
         a.infeasible_demand.is_empty().then_some(())
     })
     .await;
+    a.assert_maxima();
+}
 
-    // (d) Ray workers join for the pods, run the tasks, go idle and are drained.
+/// Ray workers join for the cpu and gpu pods, run the tasks, go idle and are
+/// drained; their pods are deleted, down to minWorkers, and stay so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_are_drained_and_deleted() {
+    let a = Autoscaled::start("autoscaler-drain").await;
+    let mut cpu_driver = a.head.spawn_driver("cpu", 0);
+    let mut gpu_driver = a.head.spawn_driver("gpu", 0);
+    let cpu_pods = a.wait_pods("2 cpu pods", "cpu", 2).await;
+    let gpu_pods = a.wait_pods("1 gpu pod", "gpu", 1).await;
+
     let t = Instant::now();
     let mut workers: Vec<RayWorker> = Vec::new();
     // The tasks are short: a worker that joins after they are done is idle at
@@ -302,18 +343,18 @@ async fn operator_autoscales_against_a_real_head() {
                 .map(|p| (p, "gpu", &["--num-cpus=4", "--num-gpus=1"][..])),
         );
     for (pod, ty, resources) in joins {
-        match head.try_worker(pod, ty, resources) {
+        match a.head.try_worker(pod, ty, resources) {
             Ok(w) => workers.push(w),
             Err((w, e)) => {
                 eprintln!(
-                    "(d) {pod}: ray start failed (drained while joining?): {}",
+                    "{pod}: ray start failed (drained while joining?): {}",
                     e.lines().last().unwrap_or_default()
                 );
                 workers.push(w);
             }
         }
     }
-    eprintln!("(d) 3 Ray workers started in {:?}", t.elapsed());
+    eprintln!("3 Ray workers started in {:?}", t.elapsed());
     assert!(
         cpu_driver.wait_line(|l| l == "DONE", WAIT).is_some(),
         "the CPU tasks never finished"
@@ -327,75 +368,73 @@ async fn operator_autoscales_against_a_real_head() {
     let all: Vec<String> = cpu_pods.iter().chain(&gpu_pods).cloned().collect();
     let t = Instant::now();
     eventually("idle workers drained and deleted", WAIT, async || {
-        let cpu = pods_of(&client, &ns, "cpu").await;
-        let gpu = pods_of(&client, &ns, "gpu").await;
-        let live = live_ray_nodes(&gcs, &all).await;
+        let cpu = a.pods_of("cpu").await;
+        let gpu = a.pods_of("gpu").await;
+        let live = live_ray_nodes(&a.gcs, &all).await;
         (cpu.is_empty() && gpu.is_empty() && live.is_empty()).then_some(())
     })
     .await;
-    eprintln!("(d) drained and deleted in {:?}", t.elapsed());
-    let s = status(&client, &ns).await;
-    eprintln!(
-        "(d) last decision: {:?}",
-        s.autoscaler.map(|a| a.last_decision)
-    );
+    eprintln!("drained and deleted in {:?}", t.elapsed());
+    let s = a.status().await;
+    eprintln!("last decision: {:?}", s.autoscaler.map(|a| a.last_decision));
     drop(workers);
-    holds(
-        &client,
-        &ns,
-        "(d) stays at minWorkers",
+    a.holds(
+        "stays at minWorkers",
         &[("cpu", 0), ("gpu", 0)],
         Duration::from_secs(2),
     )
     .await;
+    a.assert_maxima();
+}
 
-    // (e) request_resources(num_cpus=8): 2 cpu pods, held while the request stands
-    // (also once their Ray nodes join and sit idle).
-    let _request = head.spawn_driver("request", 8);
-    let requested = eventually("2 cpu pods for request_resources", WAIT, async || {
-        let pods = pods_of(&client, &ns, "cpu").await;
-        (pods.len() == 2).then_some(pods)
-    })
-    .await;
+/// request_resources(num_cpus=8): 2 cpu pods, held while the request stands,
+/// also once their Ray nodes join and sit idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_resources_holds_workers_while_it_stands() {
+    let a = Autoscaled::start("autoscaler-request").await;
+    let _request = a.head.spawn_driver("request", 8);
+    let requested = a
+        .wait_pods("2 cpu pods for request_resources", "cpu", 2)
+        .await;
     let mut workers: Vec<RayWorker> = Vec::new();
     for pod in &requested {
-        workers.push(head.worker(pod, "cpu", &["--num-cpus=4"]));
+        workers.push(a.head.worker(pod, "cpu", &["--num-cpus=4"]));
     }
     eventually("requested workers joined Ray", WAIT, async || {
-        (live_ray_nodes(&gcs, &requested).await.len() == 2).then_some(())
+        (live_ray_nodes(&a.gcs, &requested).await.len() == 2).then_some(())
     })
     .await;
-    holds(
-        &client,
-        &ns,
-        "(e) held",
-        &[("cpu", 2), ("gpu", 0)],
-        Duration::from_secs(5),
-    )
-    .await;
-    assert_eq!(pods_of(&client, &ns, "cpu").await, requested);
-    assert_eq!(live_ray_nodes(&gcs, &requested).await.len(), 2);
+    a.holds("held", &[("cpu", 2), ("gpu", 0)], Duration::from_secs(5))
+        .await;
+    assert_eq!(a.pods_of("cpu").await, requested);
+    assert_eq!(live_ray_nodes(&a.gcs, &requested).await.len(), 2);
+    drop(workers);
+    a.assert_maxima();
+}
 
-    // (f) The head's Ray dies while its pod runs: after the grace period the
-    // cluster restarts through AutoscalingExceptionRecovery with a new head.
-    let retries_before = status(&client, &ns).await.autoscaler_retries;
+/// The head's Ray dies while its pod runs: after the grace period the
+/// cluster restarts through AutoscalingExceptionRecovery with a new head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_head_restarts_the_cluster_after_the_grace_period() {
+    let a = Autoscaled::start("autoscaler-dead-head").await;
+    let retries_before = a.status().await.autoscaler_retries;
     assert_eq!(retries_before, 0);
     let killed = Instant::now();
-    head.kill_head();
-    eprintln!("(f) head's Ray killed in {:?}", killed.elapsed());
+    a.head.kill_head();
+    eprintln!("head's Ray killed in {:?}", killed.elapsed());
     // The new head's GCS address is the same dead one, so the cluster restarts
     // again after every grace period: look at the first restart.
     let (new_head, s) = eventually("a new head pod", WAIT, async || {
-        let heads = pods_of(&client, &ns, "head").await;
-        let new = heads.iter().find(|h| **h != first_head).cloned()?;
+        let heads = a.pods_of("head").await;
+        let new = heads.iter().find(|h| **h != a.first_head).cloned()?;
         // The status is written right after the new head is created.
-        let s = status(&client, &ns).await;
+        let s = a.status().await;
         (s.autoscaler_retries >= 1).then_some((new, s))
     })
     .await;
     let took = killed.elapsed();
     eprintln!(
-        "(f) new head {new_head} {took:?} after the kill; phase {:?}, retries {}",
+        "new head {new_head} {took:?} after the kill; phase {:?}, retries {}",
         s.phase, s.autoscaler_retries
     );
     assert!(
@@ -415,18 +454,10 @@ async fn operator_autoscales_against_a_real_head() {
         ),
         "{s:?}"
     );
-    let events = warnings(&client, &ns, "HeadFailed").await;
-    eprintln!(
-        "(f) event: {:?}",
-        events.first().and_then(|e| e.note.clone())
-    );
+    let events = warnings(&a.client, &a.ns, "HeadFailed").await;
+    eprintln!("event: {:?}", events.first().and_then(|e| e.note.clone()));
     assert!(!events.is_empty());
-    drop(workers);
-
-    let maxima = maxima.lock().unwrap().clone();
-    eprintln!("most pods seen per type: {maxima:?}");
-    assert!(maxima.get("cpu").copied().unwrap_or(0) <= 2, "{maxima:?}");
-    assert!(maxima.get("gpu").copied().unwrap_or(0) <= 1, "{maxima:?}");
+    a.assert_maxima();
 }
 
 /// A GCS of a Ray older than the autoscaler API: it answers `GetClusterId`
@@ -467,7 +498,7 @@ async fn conditions(client: &Client, ns: &str) -> BTreeMap<String, (String, Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ray_without_the_autoscaler_api_holds_min_workers_and_says_so() {
     use ray_operator::operator::autoscaler::proto::ray_rpc::node_info_gcs_service_server::NodeInfoGcsServiceServer;
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns_guard = TestNamespace::new(&client, "old-ray").await;
@@ -532,7 +563,7 @@ async fn a_ray_without_the_autoscaler_api_holds_min_workers_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_address_is_ignored_without_the_flag() {
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns_guard = TestNamespace::new(&client, "gcs-ignored").await;

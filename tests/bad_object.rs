@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kube::api::Api;
 use ray_operator::api::{ClusterObject, Phase};
-use support::cluster::{TestNamespace, private_kwok, shared};
+use support::cluster::{TestNamespace, kwok, private_kwok, shared};
 use support::eventually;
 use support::operator::{Operator, events, kubectl, render, wait_for_crd};
 
@@ -60,7 +60,7 @@ async fn phase_and_valid(
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_that_does_not_fit_is_reported_and_the_others_run() {
     let _plane = private_kwok("kwok-bad", "KWOK_BAD", 26513);
-    shared();
+    let _kwok = kwok();
     kubectl(&["apply", "-f", "-"], PERMISSIVE_CRD);
     wait_for_crd();
     let client = shared().client().await;

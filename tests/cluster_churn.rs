@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
 use ray_operator::operator::reconcile::error::{Class, classify};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
 use support::eventually;
 use support::operator::{Applied, Operator, install_crd, kubectl, render};
 use support::probe::{Memory, Metrics, TRACKED_MAPS};
@@ -308,7 +308,7 @@ impl Churn {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_clusters_created_and_deleted_leave_nothing_behind() {
     let started = Instant::now();
-    shared();
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "churn").await;

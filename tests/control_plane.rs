@@ -13,7 +13,7 @@ use k8s_openapi::{
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::OwnerReference},
 };
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
 use support::eventually;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,6 +31,7 @@ fn q(s: &str) -> Quantity {
 
 #[tokio::test]
 async fn fake_nodes_are_ready_with_capacity() {
+    let _kwok = kwok();
     let client = shared().client().await;
     let nodes: Api<Node> = Api::all(client);
     let expected = [
@@ -69,6 +70,7 @@ async fn fake_nodes_are_ready_with_capacity() {
 
 #[tokio::test]
 async fn pod_becomes_running_with_an_ip() {
+    let _kwok = kwok();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "pod-running").await;
     let pods: Api<Pod> = Api::namespaced(client, &ns.name);
@@ -103,6 +105,7 @@ async fn pod_becomes_running_with_an_ip() {
 
 #[tokio::test]
 async fn owned_object_is_garbage_collected() {
+    let _kwok = kwok();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "gc").await;
     let cms: Api<ConfigMap> = Api::namespaced(client, &ns.name);
@@ -139,7 +142,7 @@ async fn owned_object_is_garbage_collected() {
 
 #[tokio::test]
 async fn rbac_refuses_a_service_account_without_a_binding() {
-    let cluster = shared();
+    let cluster = kwok();
     let admin = cluster.client().await;
     let ns = TestNamespace::new(&admin, "rbac").await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
 use support::operator::{BIN, install_crd, kubectl, render};
 
 fn diff(args: &[&str]) -> (i32, String, String) {
@@ -24,6 +24,7 @@ fn diff(args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn diff_reports_what_would_change() {
+    let _kwok = kwok();
     install_crd();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, "diff").await;

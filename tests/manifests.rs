@@ -16,7 +16,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, shared};
 use support::helm::{CASES, helm};
 use support::operator::{install_crd, kubectl, render, try_kubectl};
 
@@ -121,7 +121,7 @@ fn component(file: &str, from: &str, to: &str) -> String {
 
 #[tokio::test]
 async fn crd_and_components_apply_client_side() {
-    let cluster = shared();
+    let cluster = kwok();
     let client = cluster.client().await;
     let mut cleanup = Cleanup::default();
 
@@ -232,7 +232,7 @@ async fn crd_and_components_apply_client_side() {
 
 #[tokio::test]
 async fn render_matrix_passes_server_dry_run() {
-    let cluster = shared();
+    let cluster = kwok();
     let client = cluster.client().await;
     install_crd();
     // One namespace of the test for each namespace the matrix names.
@@ -338,7 +338,7 @@ fn valid_cluster(namespace: &str) -> Value {
 
 #[tokio::test]
 async fn crd_rejects_invalid_rayclusters_naming_the_field() {
-    let cluster = shared();
+    let cluster = kwok();
     let client = cluster.client().await;
     install_crd();
     let ns = TestNamespace::new(&client, "invalid-rayclusters").await;
@@ -533,7 +533,7 @@ fn numbers_as_f64(v: &Value) -> Value {
 
 #[tokio::test]
 async fn crd_accepts_a_legacy_raycluster_unchanged() {
-    let cluster = shared();
+    let cluster = kwok();
     let client = cluster.client().await;
     install_crd();
     let ns = TestNamespace::new(&client, "legacy-raycluster").await;
@@ -652,7 +652,7 @@ fn worker_max(ns: &str, name: &str) -> (i64, i64) {
 /// `helm -n ray install example-cluster2 --set clusterOnly=true`.
 #[tokio::test]
 async fn helm_operator_and_cluster_then_cluster_only() {
-    let _ = shared();
+    let _kwok = kwok();
     helm(); // fails saying `make helm` when there is none
     let id = suffix();
     let ns = format!("t-helm-create-ns-{id}");
@@ -706,7 +706,7 @@ async fn helm_operator_and_cluster_then_cluster_only() {
 /// in another namespace.
 #[tokio::test]
 async fn helm_operator_only_then_cluster_only_elsewhere() {
-    let cluster = shared();
+    let cluster = kwok();
     helm();
     let client = cluster.client().await;
     let operator_ns = TestNamespace::new(&client, "helm-operator-only").await;
@@ -763,7 +763,7 @@ async fn helm_operator_only_then_cluster_only_elsewhere() {
 /// the release namespace, no ClusterRole.
 #[tokio::test]
 async fn helm_namespaced_operator() {
-    let cluster = shared();
+    let cluster = kwok();
     helm();
     let client = cluster.client().await;
     let ns = TestNamespace::new(&client, "helm-namespaced").await;
@@ -814,7 +814,7 @@ async fn helm_namespaced_operator() {
 /// `helm uninstall` removes the release's objects but not the CRD.
 #[tokio::test]
 async fn helm_upgrade_then_uninstall() {
-    let cluster = shared();
+    let cluster = kwok();
     helm();
     let client = cluster.client().await;
     let ns = TestNamespace::new(&client, "helm-upgrade").await;

@@ -13,20 +13,18 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
 use ray_operator::operator::reconcile::status::REJECTED;
-use support::cluster::{TestNamespace, shared};
+use support::cluster::{TestNamespace, kwok, kwok_alone, shared};
 use support::eventually;
 use support::kwok_clusters::{
     WAIT, create_cluster, edit_spec, live_pods, names_of, pods, running, status,
 };
 use support::operator::{Applied, Operator, events, install_crd, kubectl, render};
 use support::probe::TRACKED_MAPS;
-use tokio::sync::RwLock;
 
-/// Cluster-scoped operators see every namespace: their tests run alone.
-static SCOPE: RwLock<()> = RwLock::const_new(());
-
+/// A namespace for one test, with the CRD installed. The test holds a claim
+/// on the cluster first: [`kwok()`], or [`kwok_alone()`] for a cluster-scoped
+/// operator (it sees every namespace, so its test runs alone).
 async fn setup(test: &str) -> (Client, TestNamespace) {
-    shared();
     install_crd();
     let client = shared().client().await;
     let ns = TestNamespace::new(&client, test).await;
@@ -35,7 +33,7 @@ async fn setup(test: &str) -> (Client, TestNamespace) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn namespaced_operator_runs_its_clusters_and_only_those() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("namespaced").await;
     let (other_client, other) = setup("namespaced-other").await;
     let operator = Operator::start("op", &ns.name, true, &[]).await;
@@ -112,7 +110,7 @@ async fn namespaced_operator_runs_its_clusters_and_only_those() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn min_workers_edits_scale_without_restarts() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("scaling").await;
     let _operator = Operator::start("op", &ns.name, true, &[]).await;
     create_cluster("c", &ns.name, &[]);
@@ -141,7 +139,7 @@ async fn min_workers_edits_scale_without_restarts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_rules_follow_the_seed() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("restarts").await;
     let _operator = Operator::start("op", &ns.name, true, &[]).await;
     create_cluster("c", &ns.name, &[]);
@@ -214,7 +212,7 @@ async fn restart_rules_follow_the_seed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_head_is_recovered_and_counted() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("head-loss").await;
     let _operator = Operator::start("op", &ns.name, true, &[]).await;
     create_cluster("c", &ns.name, &[]);
@@ -246,7 +244,7 @@ async fn a_lost_head_is_recovered_and_counted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashed_operator_leaves_no_duplicates_or_orphans() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("crash").await;
     let mut operator = Operator::start("op", &ns.name, true, &[]).await;
     for name in ["a", "b", "c"] {
@@ -279,7 +277,7 @@ async fn a_crashed_operator_leaves_no_duplicates_or_orphans() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_the_operator_cannot_act_on_is_reported_not_fatal() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("invalid").await;
     let mut operator = Operator::start("op", &ns.name, true, &[]).await;
     // Passes the CRD's schema (the pod spec is free-form there) but is no PodSpec.
@@ -323,7 +321,7 @@ async fn a_cluster_the_operator_cannot_act_on_is_reported_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_scoped_and_namespaced_operators_share_the_cluster_safely() {
-    let _scope = SCOPE.write().await;
+    let _kwok = kwok_alone();
     let (client, claimed) = setup("claimed").await;
     let (_, open) = setup("open").await;
     let (_, home) = setup("operator-home").await;
@@ -369,7 +367,7 @@ async fn cluster_scoped_and_namespaced_operators_share_the_cluster_safely() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_replica_waits_for_the_lease_and_takes_over() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("leader").await;
     let mut first = Operator::start("first", &ns.name, true, &[]).await;
     eventually("the first replica leads", WAIT, async || {
@@ -416,7 +414,7 @@ async fn a_second_replica_waits_for_the_lease_and_takes_over() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics_are_served() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("health").await;
     let operator = Operator::start("op", &ns.name, true, &[]).await;
     eventually("/readyz 200 once the caches synced", WAIT, async || {
@@ -443,7 +441,7 @@ async fn health_readiness_and_metrics_are_served() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_re_created_under_its_name_starts_afresh() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("recreate").await;
     let operator = Operator::start("op", &ns.name, true, &[]).await;
     create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);
@@ -517,7 +515,7 @@ fn cluster_with_a_bad_worker(name: &str, namespace: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_the_api_server_rejects_is_reported_once_and_not_retried() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("rejected").await;
     let _operator = Operator::start("op", &ns.name, true, &[]).await;
     kubectl(
@@ -651,7 +649,7 @@ fn retries(logs: &str, cluster: &str, ns: &str) -> Vec<(Timestamp, Duration)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transient_failure_is_retried_with_a_growing_wait_per_cluster() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("transient").await;
     let webhook = Applied::new(&unreachable_pod_webhook(&ns.name));
     eventually("the API server calls the webhook", WAIT, async || {
@@ -752,7 +750,7 @@ const QUIET: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_quiet_cluster_s_status_is_not_rewritten() {
-    let _scope = SCOPE.read().await;
+    let _kwok = kwok();
     let (client, ns) = setup("quiet").await;
     let operator = Operator::start("op", &ns.name, true, &[]).await;
     create_cluster("c", &ns.name, &["podTypes.rayWorkerType.minWorkers=1"]);

@@ -1,15 +1,26 @@
 //! A real local control plane for integration tests.
 //!
-//! [`shared()`] makes sure the control plane of `hack/cluster-up.sh` is running (starting it
-//! once per test process; parallel test binaries serialize on a file lock in the state dir and
-//! reuse a running one) and returns a [`Cluster`] handle. [`TestNamespace`] gives each test its
-//! own namespace, deleted on drop.
+//! [`kwok()`] makes sure the control plane of `hack/cluster-up.sh` is running and returns a
+//! [`Claim`] on it: a handle to the [`Cluster`] that the test holds until it ends.
+//! [`TestNamespace`] gives each test its own namespace, deleted on drop.
+//!
+//! Tests run alike under `cargo test` (one process per test binary, its tests on threads) and
+//! `cargo nextest` (one process per test, many at once), so whatever keeps them apart is a file
+//! lock (`flock(2)`) in the cluster's state dir, never a static of the process:
+//! - `up.lock`: one `hack/cluster-up.sh` (or `cluster-down.sh`) per state dir at a time;
+//! - `use.lock`: held shared by every test that uses the cluster ([`kwok()`]), exclusive by a test
+//!   that needs it to itself ([`kwok_alone()`]: a cluster-scoped operator sees every namespace),
+//!   and by whoever stops a private control plane ([`PrivateKwok`]);
+//! - `turn.lock`: taken briefly before `use.lock`, and held by a test waiting for `use.lock` to
+//!   itself, so tests that come later wait behind it instead of starving it.
+//!
+//! The `OnceLock`s below only cache, per process, that the cluster was started.
 //!
 //! ```ignore
 //! mod support;
 //! #[tokio::test]
 //! async fn something() {
-//!     let cluster = support::cluster::shared();
+//!     let cluster = support::cluster::kwok();
 //!     let client = cluster.client().await;
 //!     let ns = support::cluster::TestNamespace::new(&client, "something").await;
 //!     // ... Api::<Pod>::namespaced(client.clone(), &ns.name) ...
@@ -22,8 +33,9 @@
 
 use std::{
     collections::hash_map::RandomState,
-    fs::File,
+    fs::{File, OpenOptions},
     hash::{BuildHasher, Hasher},
+    ops::Deref,
     path::{Path, PathBuf},
     process::Command,
     sync::OnceLock,
@@ -49,8 +61,83 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
 }
 
+/// A test's claim on a running control plane: a lock on its state dir's
+/// `use.lock` (shared or exclusive) for as long as the test holds it. Derefs
+/// to the [`Cluster`].
+pub struct Claim {
+    cluster: &'static Cluster,
+    _use: File,
+}
+
+impl Deref for Claim {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        self.cluster
+    }
+}
+
+/// The kwok control plane, shared with the other tests that run at the same
+/// time (in this process or others); see [`shared()`]. Hold the claim for the
+/// whole test. Blocks while a test has the cluster to itself.
+pub fn kwok() -> Claim {
+    Claim {
+        _use: claim(&kwok_dir(), false),
+        cluster: shared(),
+    }
+}
+
+/// The kwok control plane to this test alone: waits until no other test uses
+/// it, and keeps the others waiting until the claim drops. For a test that
+/// sees what every other test does (a cluster-scoped operator).
+pub fn kwok_alone() -> Claim {
+    Claim {
+        _use: claim(&kwok_dir(), true),
+        cluster: shared(),
+    }
+}
+
+/// The real-node control plane ([`real()`]) to this test alone: real pods
+/// and Ray clusters are heavy, and two cores run few at once.
+pub fn real_alone() -> Claim {
+    Claim {
+        _use: claim(&real_dir(), true),
+        cluster: real(),
+    }
+}
+
+/// Locks `<dir>/use.lock`, shared or exclusive, passing through `turn.lock`
+/// (held while waiting, so an exclusive waiter is not starved by shared
+/// claims that come after it). Blocks the calling thread: call it first thing
+/// in a test, before anything runs on the test's runtime.
+fn claim(dir: &Path, exclusive: bool) -> File {
+    std::fs::create_dir_all(dir).expect("create the cluster state dir");
+    let open = |name: &str| {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(name))
+            .unwrap_or_else(|e| panic!("open {}: {e}", dir.join(name).display()))
+    };
+    let turn = open("turn.lock");
+    turn.lock().expect("lock turn.lock");
+    let lock = open("use.lock");
+    if exclusive {
+        lock.lock().expect("lock use.lock");
+    } else {
+        lock.lock_shared().expect("lock use.lock shared");
+    }
+    drop(turn);
+    lock
+}
+
 /// The kwok control plane (fake nodes: pods are Running at once and run
-/// nothing), once per test process. For tests of what the operator writes.
+/// nothing), started once per test process (a cache: between processes,
+/// `up.lock` keeps `hack/cluster-up.sh` to one at a time, and a running
+/// control plane is reused). For tests of what the operator writes; a test
+/// takes it through [`kwok()`] or [`kwok_alone()`], which hold `use.lock`;
+/// helpers that a test calls while it holds its claim use this.
 ///
 /// Its state dir is `$KWOK_CLUSTER_DIR` (default `<repo>/.cluster/kwok`), on
 /// ports from `$KWOK_PORT_BASE` (default 26473; give a second checkout's
@@ -59,20 +146,32 @@ pub struct Cluster {
 pub fn shared() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let dir = std::env::var_os("KWOK_CLUSTER_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join(".cluster/kwok"));
         let port_base = std::env::var("KWOK_PORT_BASE").unwrap_or_else(|_| "26473".into());
-        up(dir, "kwok", &port_base)
+        up(kwok_dir(), "kwok", &port_base)
     })
 }
 
-/// Makes [`shared()`] a kwok control plane of this test binary's own, for a
+/// `$KWOK_CLUSTER_DIR`, default `<repo>/.cluster/kwok`.
+fn kwok_dir() -> PathBuf {
+    std::env::var_os("KWOK_CLUSTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cluster/kwok"))
+}
+
+/// `$CLUSTER_DIR`, default `<repo>/.cluster`.
+fn real_dir() -> PathBuf {
+    std::env::var_os("CLUSTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cluster"))
+}
+
+/// Makes [`kwok()`] a kwok control plane of this test binary's own, for a
 /// test that changes what every other test would see (a permissive CRD, the
 /// API server stopped): state dir `$<env>_CLUSTER_DIR` (default
 /// `<repo>/.cluster/<name>`), ports from `$<env>_PORT_BASE` (default
-/// `port_base`). Call it before anything else of the binary; it is stopped
-/// when the returned guard drops.
+/// `port_base`). Call it before anything else of the test, and take the
+/// [`kwok()`] claim after it (so the claim drops first); the control plane is
+/// stopped when the returned guard drops and no other test holds a claim.
 pub fn private_kwok(name: &str, env: &str, port_base: u16) -> PrivateKwok {
     let dir = std::env::var_os(format!("{env}_CLUSTER_DIR"))
         .map(PathBuf::from)
@@ -88,7 +187,8 @@ pub fn private_kwok(name: &str, env: &str, port_base: u16) -> PrivateKwok {
 
 /// A private kwok control plane ([`private_kwok`]), stopped (by PID) on drop
 /// so it does not load the machine while later test binaries run; left
-/// running for inspection when the test failed.
+/// running for inspection when the test failed, and for the tests that still
+/// hold a claim on it (the last one out stops it).
 pub struct PrivateKwok {
     pub dir: PathBuf,
 }
@@ -102,22 +202,31 @@ impl Drop for PrivateKwok {
             );
             return;
         }
+        // Exclusive, without waiting: a test that holds a claim stops it itself when done.
+        let Ok(lock) = File::open(self.dir.join("use.lock")) else {
+            return;
+        };
+        if lock.try_lock().is_err() {
+            eprintln!(
+                "the control plane in {} is still in use by another test; left to it",
+                self.dir.display()
+            );
+            return;
+        }
         let _ = Command::new(repo().join("hack/cluster-down.sh"))
             .env("CLUSTER_DIR", &self.dir)
             .output();
+        drop(lock);
     }
 }
 
 /// The control plane with real nodes (kubelet, containerd, CNI, CoreDNS):
-/// pods run real containers. State dir `$CLUSTER_DIR` (default `<repo>/.cluster`).
+/// pods run real containers; started once per test process, like [`shared()`].
+/// A test takes it through [`real_alone()`]. State dir `$CLUSTER_DIR` (default
+/// `<repo>/.cluster`).
 pub fn real() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let dir = std::env::var_os("CLUSTER_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join(".cluster"));
-        up(dir, "real", "26443")
-    })
+    CLUSTER.get_or_init(|| up(real_dir(), "real", "26443"))
 }
 
 fn repo() -> PathBuf {

@@ -44,6 +44,24 @@ pub async fn live_pods(client: &Client, ns: &str, selector: &str) -> Vec<Pod> {
     pods
 }
 
+/// Live (not terminating) pods of one of a cluster's pod types (label
+/// `ray-user-node-type`), sorted by name.
+pub async fn pods_of_type(client: &Client, ns: &str, cluster: &str, pod_type: &str) -> Vec<Pod> {
+    let selector = format!("ray-cluster-name={cluster},ray-user-node-type={pod_type}");
+    live_pods(client, ns, &selector).await
+}
+
+/// Whether the pod runs (kwok makes a scheduled pod Running at once).
+pub fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// The pods' names, in their order.
+pub fn names(pods: &[Pod]) -> Vec<String> {
+    pods.iter().map(|p| p.name_any()).collect()
+}
+
+/// Names of the pods of a kind (label `ray-node-type`: `head` or `worker`).
 pub fn names_of(pods: &[Pod], kind: &str) -> BTreeSet<String> {
     pods.iter()
         .filter(|p| p.labels().get("ray-node-type").map(String::as_str) == Some(kind))
@@ -51,6 +69,7 @@ pub fn names_of(pods: &[Pod], kind: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The cluster's status (empty while it has none).
 pub async fn status(client: &Client, ns: &str, name: &str) -> RayClusterStatus {
     let api: Api<RayCluster> = Api::namespaced(client.clone(), ns);
     api.get(name).await.unwrap().status.unwrap_or_default()

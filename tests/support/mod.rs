@@ -8,6 +8,7 @@ pub mod helm;
 pub mod kwok_clusters;
 pub mod operator;
 pub mod probe;
+pub mod proc_status;
 pub mod ray;
 pub mod real;
 

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::proc_status::ProcStatus;
+
 /// GET `path` on `127.0.0.1:port`: (status code, body); `None` while nothing answers.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,14 +86,10 @@ pub struct Memory {
 
 impl Memory {
     pub fn of(pid: u32) -> Memory {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+        let status = ProcStatus::read(pid).unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
         let field = |name: &str| -> u64 {
             status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
+                .field(name)
                 .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
         };
         Memory {

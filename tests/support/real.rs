@@ -6,12 +6,12 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::cluster::{Cluster, random_hex6, real};
+use super::cluster::{Claim, Cluster, random_hex6, real, real_alone};
 use super::helm::helm;
 
 /// How long a Ray cluster may take to form on this machine (pods start, Ray
@@ -21,15 +21,16 @@ pub const FORM_TIMEOUT: Duration = Duration::from_secs(240);
 /// The newest Ray release on PyPI, which `make images` builds beside the chart's default.
 pub const NEWEST_RAY: &str = "2.60.0";
 
-/// One real-node test at a time in a test binary: each starts Ray clusters,
-/// and two cores run few at once.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// One real-node test at a time, in this process and any other (an
+/// exclusive `use.lock` on the cluster's state dir, [`real_alone`]): each
+/// starts Ray clusters, and two cores run few at once. Hold it for the test.
+pub fn serial() -> Claim {
+    real_alone()
 }
 
 /// The real-node cluster, with the images the chart names imported
-/// (`hack/images.sh`, a no-op when they are there already).
+/// (`hack/images.sh`, a no-op when they are there already; it locks its own
+/// cache, so the `OnceLock` only saves a process from asking twice).
 pub fn cluster() -> &'static Cluster {
     static IMAGES: OnceLock<()> = OnceLock::new();
     let cluster = real();
