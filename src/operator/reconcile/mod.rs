@@ -224,28 +224,16 @@ pub async fn reconcile(cluster: &RayCluster, ctx: &Reconciler) -> Result<Action,
                 .await;
         }
     }
-    for (type_, value, reason, message, warning) in
-        status::side_conditions(&validated, view.as_ref(), &checks)
-    {
-        let changed = !previous
-            .conditions
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == value && c.reason == reason);
-        if changed && warning {
-            tracing::warn!(cluster = %name, namespace = %namespace, reason, "{message}");
-            ctx.events
-                .publish(cluster, reason, message.clone(), true)
-                .await;
-        }
-        status::set_condition(
-            &mut next.conditions,
-            type_,
-            value,
-            reason,
-            &message,
-            generation,
-            &now,
-        );
+    let side = status::SideInput {
+        cluster: &validated,
+        view: view.as_ref(),
+        checks: &checks,
+        generation,
+        now: &now,
+    };
+    for (reason, message) in status::set_side_conditions(&mut next, &previous, &side) {
+        tracing::warn!(cluster = %name, namespace = %namespace, reason, "{message}");
+        ctx.events.publish(cluster, reason, message, true).await;
     }
     if let Some(view) = view {
         next.autoscaler = Some(view.status);

@@ -147,10 +147,51 @@ pub fn rejected(status: &mut RayClusterStatus, message: &str, generation: Option
     );
 }
 
+/// What the conditions beside the plan's are made from.
+pub struct SideInput<'a> {
+    pub cluster: &'a ValidatedCluster,
+    pub view: Option<&'a crate::operator::board::AutoscalerView>,
+    pub checks: &'a crate::operator::board::Checks,
+    pub generation: Option<i64>,
+    pub now: &'a Time,
+}
+
+/// Sets the conditions beside the plan's on `next`, and returns those worth
+/// a Warning Event (reason, message): the warnings whose value or reason
+/// changed since `previous`, so a standing one is not repeated.
+pub fn set_side_conditions(
+    next: &mut RayClusterStatus,
+    previous: &RayClusterStatus,
+    input: &SideInput,
+) -> Vec<(&'static str, String)> {
+    let mut warnings = Vec::new();
+    for (type_, value, reason, message, warning) in
+        side_conditions(input.cluster, input.view, input.checks)
+    {
+        let changed = !previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == value && c.reason == reason);
+        set_condition(
+            &mut next.conditions,
+            type_,
+            value,
+            reason,
+            &message,
+            input.generation,
+            input.now,
+        );
+        if changed && warning {
+            warnings.push((reason, message));
+        }
+    }
+    warnings
+}
+
 /// Conditions beside the plan's, and whether a change to them is worth a
 /// Warning Event: `AutoscalerHealthy` from the autoscaler's last round, and
 /// `GcsAddressIgnored` when the spec names an address the operator will not dial.
-pub fn side_conditions(
+fn side_conditions(
     cluster: &ValidatedCluster,
     view: Option<&crate::operator::board::AutoscalerView>,
     checks: &crate::operator::board::Checks,

@@ -804,3 +804,105 @@ fn withdrawn_pods_leave_no_trace_in_the_plan() {
         }
     }
 }
+
+#[test]
+fn side_conditions_warn_once_per_change() {
+    use super::status::{SideInput, set_side_conditions};
+    use crate::operator::board::{AutoscalerView, Checks};
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    );
+    let mut with_address = cluster();
+    with_address.gcs_address = Some("10.0.0.1:6379".into());
+    let unsupported = AutoscalerView {
+        unsupported: Some("no autoscaler API".into()),
+        ..AutoscalerView::default()
+    };
+    let answering = AutoscalerView {
+        ray: Some(RayHealth { joined: None }),
+        ..AutoscalerView::default()
+    };
+    let on = Checks {
+        autoscaling: true,
+        ray_health: true,
+        allow_gcs_address: false,
+    };
+    let allowed = Checks {
+        allow_gcs_address: true,
+        ..on
+    };
+    let plain = cluster();
+    /// (case, cluster, view, checks, warnings on a first status)
+    type Case<'a> = (
+        &'a str,
+        &'a ValidatedCluster,
+        Option<&'a AutoscalerView>,
+        Checks,
+        &'a [&'a str],
+    );
+    let cases: [Case; 4] = [
+        (
+            "a Ray without the autoscaler API",
+            &plain,
+            Some(&unsupported),
+            on,
+            &["UnsupportedRay"],
+        ),
+        (
+            "a healthy autoscaler: a condition, no warning",
+            &plain,
+            Some(&answering),
+            on,
+            &[],
+        ),
+        (
+            "an ignored gcsAddress",
+            &with_address,
+            None,
+            on,
+            &["GcsAddressIgnored"],
+        ),
+        ("an honoured gcsAddress", &with_address, None, allowed, &[]),
+    ];
+    for (case, c, view, checks, want) in cases {
+        let input = SideInput {
+            cluster: c,
+            view,
+            checks: &checks,
+            generation: Some(3),
+            now: &now,
+        };
+        let mut first = RayClusterStatus::default();
+        let warned = set_side_conditions(&mut first, &RayClusterStatus::default(), &input);
+        let reasons: Vec<&str> = warned.iter().map(|(r, _)| *r).collect();
+        assert_eq!(reasons, want, "{case}");
+        for reason in want {
+            assert!(
+                first.conditions.iter().any(|c| c.reason == *reason),
+                "{case}: the condition is set"
+            );
+        }
+        let mut again = first.clone();
+        let repeated = set_side_conditions(&mut again, &first, &input);
+        assert!(
+            repeated.is_empty(),
+            "{case}: a standing warning is not repeated"
+        );
+        assert_eq!(again, first, "{case}: the same status again");
+    }
+    let mut status = RayClusterStatus::default();
+    let input = SideInput {
+        cluster: &plain,
+        view: Some(&answering),
+        checks: &on,
+        generation: Some(3),
+        now: &now,
+    };
+    set_side_conditions(&mut status, &RayClusterStatus::default(), &input);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "AutoscalerHealthy" && c.status == "True")
+    );
+}

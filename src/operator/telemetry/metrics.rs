@@ -71,18 +71,29 @@ impl Metrics {
     pub fn render(&self, clusters: usize, pods: usize, tracked: &[(&str, usize)]) -> String {
         let mut out = String::new();
         let count = self.reconciles.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_reconciles_total Reconciles run.\n# TYPE ray_operator_reconciles_total counter\nray_operator_reconciles_total {count}"
+        let one = |out: &mut String, name: &str, help: &str, kind: &str, value: f64| {
+            header(out, name, help, kind);
+            let _ = writeln!(out, "{name} {value}");
+        };
+        one(
+            &mut out,
+            "ray_operator_reconciles_total",
+            "Reconciles run.",
+            "counter",
+            count as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_watch_events_total Watch events applied to the caches of clusters, pods and Services.\n# TYPE ray_operator_watch_events_total counter\nray_operator_watch_events_total {}",
-            self.watch_events.load(Relaxed)
+        one(
+            &mut out,
+            "ray_operator_watch_events_total",
+            "Watch events applied to the caches of clusters, pods and Services.",
+            "counter",
+            self.watch_events.load(Relaxed) as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_reconcile_errors_total Reconciles that failed, by stage and reason.\n# TYPE ray_operator_reconcile_errors_total counter"
+        header(
+            &mut out,
+            "ray_operator_reconcile_errors_total",
+            "Reconciles that failed, by stage and reason.",
+            "counter",
         );
         for ((stage, reason), n) in self.errors.lock().expect("metrics lock").iter() {
             let _ = writeln!(
@@ -90,9 +101,11 @@ impl Metrics {
                 "ray_operator_reconcile_errors_total{{stage=\"{stage}\",reason=\"{reason}\"}} {n}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_reconcile_duration_seconds Time per reconcile.\n# TYPE ray_operator_reconcile_duration_seconds histogram"
+        header(
+            &mut out,
+            "ray_operator_reconcile_duration_seconds",
+            "Time per reconcile.",
+            "histogram",
         );
         for (bound, bucket) in BUCKETS.iter().zip(&self.duration_buckets) {
             let _ = writeln!(
@@ -111,31 +124,82 @@ impl Metrics {
             self.duration_micros.load(Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "ray_operator_reconcile_duration_seconds_count {count}");
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_pods_created_total Pods created.\n# TYPE ray_operator_pods_created_total counter\nray_operator_pods_created_total {}",
-            self.pods_created.load(Relaxed)
+        one(
+            &mut out,
+            "ray_operator_pods_created_total",
+            "Pods created.",
+            "counter",
+            self.pods_created.load(Relaxed) as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_pods_deleted_total Pods deleted.\n# TYPE ray_operator_pods_deleted_total counter\nray_operator_pods_deleted_total {}",
-            self.pods_deleted.load(Relaxed)
+        one(
+            &mut out,
+            "ray_operator_pods_deleted_total",
+            "Pods deleted.",
+            "counter",
+            self.pods_deleted.load(Relaxed) as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_managed_clusters RayClusters in the operator's cache.\n# TYPE ray_operator_managed_clusters gauge\nray_operator_managed_clusters {clusters}"
+        one(
+            &mut out,
+            "ray_operator_managed_clusters",
+            "RayClusters in the operator's cache.",
+            "gauge",
+            clusters as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_managed_pods Ray pods in the operator's cache.\n# TYPE ray_operator_managed_pods gauge\nray_operator_managed_pods {pods}"
+        one(
+            &mut out,
+            "ray_operator_managed_pods",
+            "Ray pods in the operator's cache.",
+            "gauge",
+            pods as f64,
         );
-        let _ = writeln!(
-            out,
-            "# HELP ray_operator_tracked_clusters Clusters each per-cluster map of the operator holds.\n# TYPE ray_operator_tracked_clusters gauge"
+        header(
+            &mut out,
+            "ray_operator_tracked_clusters",
+            "Clusters each per-cluster map of the operator holds.",
+            "gauge",
         );
         for (map, n) in tracked {
             let _ = writeln!(out, "ray_operator_tracked_clusters{{map=\"{map}\"}} {n}");
         }
         out
+    }
+}
+
+/// A metric's `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_follows_the_help_and_type_of_its_metric() {
+        let metrics = Metrics::default();
+        metrics.reconciled(Duration::from_millis(3));
+        metrics.failed("pod", "conflict");
+        metrics.pods_created(2);
+        let text = metrics.render(3, 12, &[("board", 1)]);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let sample = line.split(['{', ' ']).next().unwrap();
+            let metric = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| sample.strip_suffix(suffix))
+                .filter(|m| m.ends_with("_seconds"))
+                .unwrap_or(sample);
+            assert!(text.contains(&format!("# HELP {metric} ")), "{line}");
+            assert!(text.contains(&format!("# TYPE {metric} ")), "{line}");
+        }
+        for sample in [
+            "ray_operator_reconciles_total 1\n",
+            "ray_operator_managed_clusters 3\n",
+            "ray_operator_managed_pods 12\n",
+            "ray_operator_pods_created_total 2\n",
+            "ray_operator_reconcile_errors_total{stage=\"pod\",reason=\"conflict\"} 1\n",
+            "ray_operator_tracked_clusters{map=\"board\"} 1\n",
+        ] {
+            assert!(text.contains(sample), "{sample} in:\n{text}");
+        }
     }
 }
