@@ -103,6 +103,25 @@ impl ApiServer {
         all
     }
 
+    /// Fails on any request that comes before `until` ends (the stage under
+    /// test, having sent what the test expected of it), at once rather than
+    /// when that stage times out waiting for an answer.
+    pub async fn nothing_until(&mut self, until: impl Future<Output = ()>) {
+        let mut until = std::pin::pin!(until);
+        tokio::select! {
+            biased;
+            () = &mut until => {}
+            request = self.0.next_request() => match request {
+                Some((request, _)) => panic!(
+                    "an unexpected request: {} {}",
+                    request.method(),
+                    request.uri()
+                ),
+                None => until.await,
+            },
+        }
+    }
+
     /// Fails on any further request: call it once the stage under test has
     /// returned (its client may still be alive elsewhere).
     pub async fn expect_nothing_more(mut self) {

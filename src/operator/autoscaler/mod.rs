@@ -2,6 +2,8 @@
 //! needs, and the calls that act on it) and a pure planner (cluster config +
 //! pods + GCS state in, a scaling plan out).
 
+#[cfg(test)]
+mod fake_gcs;
 pub mod gcs;
 pub mod planner;
 pub mod proto;

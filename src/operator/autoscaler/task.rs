@@ -149,22 +149,7 @@ struct Round {
 type Checked = Arc<(validate::ValidatedCluster, AutoscalerConfig)>;
 
 async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Deps>) {
-    let namespace = reference.namespace.clone().unwrap_or_default();
-    let name = reference.name.clone();
-    let mut round = Round {
-        key,
-        reference,
-        namespace,
-        name,
-        client: None,
-        head: None,
-        unreachable_since: None,
-        infeasible: Vec::new(),
-        last_decision: None,
-        last_error: None,
-        report_version: 0,
-        checked: None,
-    };
+    let mut round = Round::new(key, reference);
     let mut ticker = tokio::time::interval(ctx.settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -195,6 +180,25 @@ async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<
 }
 
 impl Round {
+    /// A task's first round of the cluster `reference` (keyed `key`): nothing
+    /// remembered yet.
+    fn new(key: String, reference: ObjectRef<ClusterObject>) -> Round {
+        Round {
+            namespace: reference.namespace.clone().unwrap_or_default(),
+            name: reference.name.clone(),
+            key,
+            reference,
+            client: None,
+            head: None,
+            unreachable_since: None,
+            infeasible: Vec::new(),
+            last_decision: None,
+            last_error: None,
+            report_version: 0,
+            checked: None,
+        }
+    }
+
     /// The cluster's spec checked, from the last round when its generation
     /// has not changed. A spec that fails is checked again next round (the
     /// reconciler reports it).
@@ -486,6 +490,10 @@ async fn read_token(ctx: &Deps, namespace: &str, secret: &str) -> Result<String,
         .map(|t| t.trim().to_string())
         .map_err(|_| format!("spec.authTokenSecret {secret}: auth_token is not UTF-8"))
 }
+
+#[cfg(test)]
+#[path = "round_tests.rs"]
+mod round_tests;
 
 #[cfg(test)]
 mod tests {
