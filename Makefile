@@ -6,7 +6,7 @@
 #   make fuzz   - bounded fuzzing of the --set parser, values merging and RayCluster validation
 
 # --- project ---
-.PHONY: setup test demo demo-down bench bench-ray bench-lookup lint fuzz
+.PHONY: setup test demo demo-down bench bench-ray bench-lookup lint fuzz kuberay
 
 setup: helm ray k8s-bins node-bins
 
@@ -39,6 +39,12 @@ bench-lookup:
 # Task submitted to task running on a new worker, on real Ray in real pods (BENCH_RUNS, default 5).
 bench-ray: images
 	cargo bench --bench ray_scaleup
+
+# KubeRay's operator (KUBERAY_VERSION, default v1.5.0) and its CRDs, built once from the Go
+# module proxy into ~/.cache/ray-operator/kuberay-<version>, to run beside ray-operator on the
+# benchmarks' private control plane.
+kuberay:
+	hack/build-kuberay.sh
 
 # Each fuzz target (fuzz/) for FUZZ_SECONDS (default 60) from its seed corpus; fails on a panic
 # and leaves the input in fuzz/artifacts/<target>/ (keep it in fuzz/regressions/<target>/).
