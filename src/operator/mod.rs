@@ -59,7 +59,7 @@ impl telemetry::http::Health for Process {
         let term = self.term.lock().expect("term lock").clone();
         match term {
             Some(ctx) => self.metrics.render(
-                ctx.caches().clusters.state().len(),
+                ctx.caches().clusters.len(),
                 ctx.caches().pod_index.pods(),
                 &ctx.reconciler.tracked(),
             ),
