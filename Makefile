@@ -29,7 +29,7 @@ demo-down:
 	-hack/install-helm.sh >/dev/null && KUBECONFIG=.cluster/kubeconfig $${RAY_OPERATOR_CACHE:-$$HOME/.cache/ray-operator}/helm/bin/helm -n ray uninstall example-cluster --wait=false
 	$(MAKE) cluster-down
 
-bench: bench-render bench-operator bench-autoscaler bench-ray bench-lookup
+bench: bench-render bench-operator bench-kuberay bench-scale bench-autoscaler bench-ray bench-lookup
 
 # One cluster's pods read from the cache (every reconcile and autoscaler round does it), through
 # the pod index and by scanning, with 100 to 10,000 other clusters (BENCH_CLUSTERS).
@@ -124,13 +124,29 @@ bench-autoscaler: ray
 	cargo bench --bench autoscaler
 # --- end autoscaler benchmark ---
 
-# --- operator benchmark (hack/bench-operator.sh, benches/operator.rs) ---
-.PHONY: bench-operator
+# --- benchmarks on a private control plane (hack/bench-plane.sh, benches/operator.rs, benches/scale.rs) ---
+.PHONY: bench-operator bench-scale bench-kuberay
 
 # Memory and burst throughput of `ray-operator run` on a private control plane (/tmp/ray-bench-cluster).
 bench-operator:
-	hack/bench-operator.sh
-# --- end operator benchmark ---
+	hack/bench-plane.sh operator
+
+# 10,000 clusters of 1 head + 3 workers (40,000 pods) against the control plane's own time for
+# 40,000 bare pods, ray-operator then KubeRay at concurrency 16 (BENCH_CONTENDERS); pod counts
+# checked per cluster. On 20 kwok nodes, the scheduler at 200 QPS (a plane sized for 40,000 pods).
+bench-scale: kuberay
+	BENCH_WORKLOADS=$${BENCH_WORKLOADS:-burst} BENCH_BIG=$${BENCH_BIG:-10000} \
+	BENCH_CONTENDERS="$${BENCH_CONTENDERS:-ray-operator;kuberay-16}" \
+	BENCH_NODES=$${BENCH_NODES:-20} BENCH_NODE_PODS=$${BENCH_NODE_PODS:-2100} \
+	BENCH_SCHEDULER_QPS=$${BENCH_SCHEDULER_QPS:-200} ETCD_QUOTA_BYTES=4294967296 \
+	hack/bench-plane.sh scale
+
+# ray-operator and KubeRay (its default concurrency, and 16) on the same workloads, one after the
+# other on an emptied control plane: 150 head-only clusters; 1,000 x (1 head + 3 workers) against
+# the bare-pod floor; one cluster 0 -> 500 workers while another asks for one.
+bench-kuberay: kuberay
+	hack/bench-plane.sh scale
+# --- end benchmarks on a private control plane ---
 
 # --- images for the real nodes (hack/images.sh, hack/images/; Dockerfile for a registry) ---
 .PHONY: images

@@ -17,54 +17,26 @@
 //! Progress goes to stderr; the tables to stdout.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 use ray_operator::api::{Phase, RayCluster};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[path = "../tests/support/proc_status.rs"]
-mod proc_status;
+#[path = "plane/mod.rs"]
+mod plane;
 
-use proc_status::{ProcStatus, cpu_ticks};
-
-const MIB: f64 = 1024.0;
-
-type Res<T> = Result<T, String>;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn log(msg: impl AsRef<str>) {
-    eprintln!("[bench-operator {}] {}", chrono_now(), msg.as_ref());
-}
-
-fn chrono_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    format!(
-        "{:02}:{:02}:{:02}",
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
+use plane::{
+    MIB, Mem, Process, Res, create_all, create_namespace, delete_namespace, env_or, log, mib,
+    pod_counts, until, watch_pods,
+};
 
 struct Opts {
     operator_bin: PathBuf,
@@ -115,149 +87,30 @@ impl Opts {
     }
 }
 
-// --- /proc ----------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Default)]
-struct Mem {
-    rss_kib: u64,
-    hwm_kib: u64,
-    /// RssAnon: the process' own memory (heap, stacks), without the binary's
-    /// code pages that RssFile counts and that do not grow with clusters.
-    anon_kib: u64,
-    threads: u64,
-}
-
-fn proc_mem(pid: u32) -> Res<Mem> {
-    let status = ProcStatus::read(pid).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    let field = |name: &str| status.field(name).unwrap_or(0);
-    Ok(Mem {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-        anon_kib: field("RssAnon:"),
-        threads: field("Threads:"),
-    })
-}
-
-/// utime + stime of the process, in seconds.
-fn proc_cpu(pid: u32) -> Res<f64> {
-    let ticks = cpu_ticks(pid).map_err(|e| e.to_string())?;
-    Ok(ticks as f64 / clk_tck())
-}
-
-fn clk_tck() -> f64 {
-    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TCK.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-// --- the operator process -------------------------------------------------------------------------
-
-struct Operator {
-    child: Child,
-    port: u16,
-}
-
-impl Operator {
-    async fn start(opts: &Opts, env: &[(String, String)], tag: &str) -> Res<Operator> {
-        let log_path = opts.log_dir.join(format!("operator-{tag}.log"));
-        let log_file = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-        let child = Command::new(&opts.operator_bin)
-            .args([
-                "run",
-                "--autoscaler=false",
-                // kwok pods run no Ray to read the health of.
-                "--ray-health=false",
-                "--leader-elect=false",
-                "--health-port",
-                &opts.health_port.to_string(),
-            ])
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", opts.operator_bin.display()))?;
-        let mut op = Operator {
-            child,
-            port: opts.health_port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = op.child.try_wait() {
-                return Err(format!(
-                    "operator exited ({status}); see {}",
-                    log_path.display()
-                ));
-            }
-            // /readyz never turns ready in this build (see the report of issue 4): wait for
-            // /healthz, then for the startup log line and a moment for the initial lists.
-            if op.get("/healthz").await.is_ok_and(|b| b.starts_with("ok")) {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                return Ok(op);
-            }
-            if Instant::now() > deadline {
-                op.stop();
-                return Err("operator not ready after 60s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    async fn get(&self, path: &str) -> Res<String> {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        if !head.contains(" 200 ") {
-            return Err(head.lines().next().unwrap_or("").to_string());
-        }
-        Ok(body.to_string())
-    }
-
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let body = self.get("/metrics").await.ok()?;
-        body.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-    }
-
-    fn stop(&mut self) {
-        // SIGTERM via kill(1) (no libc dependency), then wait; SIGKILL if it lingers.
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
+/// `ray-operator run` without the autoscaler (kwok pods run no Ray), ready on `/healthz`.
+async fn start_operator(opts: &Opts, env: &[(String, String)], tag: &str) -> Res<Process> {
+    let args = [
+        "run",
+        "--autoscaler=false",
+        // kwok pods run no Ray to read the health of.
+        "--ray-health=false",
+        "--leader-elect=false",
+        "--health-port",
+        &opts.health_port.to_string(),
+    ]
+    .map(String::from);
+    let log_path = opts.log_dir.join(format!("operator-{tag}.log"));
+    // /readyz is ready once the caches are; a moment more for the initial lists' events.
+    Process::start(
+        &opts.operator_bin,
+        &args,
+        env,
+        &log_path,
+        opts.health_port,
+        "/healthz",
+        Duration::from_secs(2),
+    )
+    .await
 }
 
 // --- the API --------------------------------------------------------------------------------------
@@ -295,67 +148,6 @@ fn cluster_resource() -> ApiResource {
     )
 }
 
-/// Creates `n` objects made by `make(i)` with `concurrency` requests in
-/// flight; retries each a few times (429/5xx under load). Returns the wall time.
-async fn create_all(
-    api: &Api<DynamicObject>,
-    n: usize,
-    concurrency: usize,
-    make: impl Fn(usize) -> DynamicObject,
-) -> Res<Duration> {
-    let start = Instant::now();
-    let failures = Arc::new(AtomicUsize::new(0));
-    let results: Vec<Res<()>> = stream::iter(0..n)
-        .map(|i| {
-            let obj = make(i);
-            let api = api.clone();
-            let failures = failures.clone();
-            async move {
-                let mut attempt = 0;
-                loop {
-                    match api.create(&PostParams::default(), &obj).await {
-                        Ok(_) => return Ok(()),
-                        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
-                        Err(e) if attempt < 5 => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                            attempt += 1;
-                            let _ = e;
-                            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                        }
-                        Err(e) => return Err(format!("creating {}: {e}", obj.name_any())),
-                    }
-                }
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().collect::<Res<Vec<()>>>()?;
-    let retries = failures.load(Ordering::Relaxed);
-    if retries > 0 {
-        log(format!("{retries} create requests were retried"));
-    }
-    Ok(start.elapsed())
-}
-
-/// A pod cache of one namespace, kept by a background watch.
-fn watch_pods(client: &Client, ns: &str) -> Store<Pod> {
-    let (store, writer) = reflector::store();
-    let stream = watcher(
-        Api::<Pod>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(|p| {
-        p.metadata.managed_fields = None;
-        p.spec = None;
-    })
-    .reflect(writer)
-    .applied_objects();
-    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
-    store
-}
-
 fn watch_clusters(client: &Client, ns: &str) -> Store<RayCluster> {
     let (store, writer) = reflector::store();
     let stream = watcher(
@@ -369,111 +161,12 @@ fn watch_clusters(client: &Client, ns: &str) -> Store<RayCluster> {
     store
 }
 
-fn pod_counts(pods: &Store<Pod>) -> (usize, usize) {
-    let all = pods.state();
-    let live = all
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .count();
-    let running = all
-        .iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .count();
-    (live, running)
-}
-
 fn running_clusters(clusters: &Store<RayCluster>) -> usize {
     clusters
         .state()
         .iter()
         .filter(|c| c.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running))
         .count()
-}
-
-/// Polls `check` every 100 ms until it is true; returns the time since `since`.
-async fn until(
-    what: &str,
-    since: Instant,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-) -> Res<Duration> {
-    let mut last_report = Instant::now();
-    loop {
-        if check() {
-            let t = since.elapsed();
-            log(format!("{what}: {:.1}s", t.as_secs_f64()));
-            return Ok(t);
-        }
-        if since.elapsed() > timeout {
-            return Err(format!("timed out after {timeout:?} waiting for {what}"));
-        }
-        if last_report.elapsed() > Duration::from_secs(15) {
-            log(format!(
-                "still waiting for {what} ({:.0}s)",
-                since.elapsed().as_secs_f64()
-            ));
-            last_report = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn create_namespace(client: &Client, ns: &str) -> Res<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let obj: Namespace = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}
-    }))
-    .unwrap();
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(format!("namespace {ns}: {e}")),
-    }
-    // The ServiceAccount admission needs the default ServiceAccount first.
-    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let start = Instant::now();
-    while sa
-        .get_opt("default")
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        if start.elapsed() > Duration::from_secs(60) {
-            return Err(format!("no default ServiceAccount in {ns}"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
-
-/// Force-deletes the namespace's RayClusters and pods, then the namespace;
-/// waits until it is gone. Returns the time it took.
-async fn delete_namespace(client: &Client, ns: &str, timeout: Duration) -> Res<Duration> {
-    let start = Instant::now();
-    let clusters: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ns, &cluster_resource());
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let now = DeleteParams {
-        grace_period_seconds: Some(0),
-        ..DeleteParams::background()
-    };
-    let _ = clusters
-        .delete_collection(&now, &ListParams::default())
-        .await;
-    let _ = pods.delete_collection(&now, &ListParams::default()).await;
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(ns, &DeleteParams::background()).await;
-    loop {
-        if api.get_opt(ns).await.map_err(|e| e.to_string())?.is_none() {
-            let t = start.elapsed();
-            log(format!("namespace {ns} deleted in {:.1}s", t.as_secs_f64()));
-            return Ok(t);
-        }
-        if start.elapsed() > timeout {
-            return Err(format!("namespace {ns} still there after {timeout:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 // --- the scenarios --------------------------------------------------------------------------------
@@ -518,7 +211,7 @@ async fn reference(client: &Client, opts: &Opts, worker_pod: &serde_json::Value)
         || pod_counts(&pods).1 >= n,
     )
     .await?;
-    delete_namespace(client, ns, opts.timeout).await?;
+    delete_namespace(client, ns, &[cluster_resource()], opts.timeout).await?;
     Ok(Reference { created, running })
 }
 
@@ -537,9 +230,9 @@ struct Row {
     cpu: f64,
 }
 
-async fn settle_and_measure(op: &Operator, settle: Duration) -> Res<Mem> {
+async fn settle_and_measure(op: &Process, settle: Duration) -> Res<Mem> {
     tokio::time::sleep(settle).await;
-    let m = proc_mem(op.pid())?;
+    let m = op.mem()?;
     log(format!(
         "operator pid {}: VmRSS {} MiB, VmHWM {} MiB, {} threads",
         op.pid(),
@@ -576,7 +269,7 @@ async fn variant(
 
     // --- idle, then the small clusters ---
     log(format!("[{name}] starting the operator (idle)"));
-    let op = Operator::start(opts, env, &format!("{index}-small")).await?;
+    let op = start_operator(opts, env, &format!("{index}-small")).await?;
     row.idle = settle_and_measure(&op, opts.settle).await?;
     let ns = format!("bench-{index}-small");
     create_namespace(client, &ns).await?;
@@ -608,11 +301,11 @@ async fn variant(
     row.small = settle_and_measure(&op, opts.settle).await?;
     row.small_pods = op.metric("ray_operator_managed_pods").await.unwrap_or(-1.0);
     drop(op);
-    delete_namespace(client, &ns, opts.timeout).await?;
+    delete_namespace(client, &ns, &[cluster_resource()], opts.timeout).await?;
 
     // --- a fresh operator, then the big burst ---
     log(format!("[{name}] starting a fresh operator"));
-    let op = Operator::start(opts, env, &format!("{index}-big")).await?;
+    let op = start_operator(opts, env, &format!("{index}-big")).await?;
     row.big_idle = settle_and_measure(&op, opts.settle).await?;
     let ns = format!("bench-{index}-big");
     create_namespace(client, &ns).await?;
@@ -629,7 +322,7 @@ async fn variant(
         "[{name}] creating {n} clusters of 1 head + {} workers",
         opts.workers
     ));
-    let cpu0 = proc_cpu(op.pid())?;
+    let cpu0 = op.cpu()?;
     let start = Instant::now();
     let api = clusters_api(&ns);
     let creating = create_all(&api, n, opts.client_concurrency, |i| {
@@ -655,18 +348,14 @@ async fn variant(
         || running_clusters(&clusters) >= n,
     )
     .await?;
-    row.cpu = proc_cpu(op.pid())? - cpu0;
+    row.cpu = op.cpu()? - cpu0;
     row.big = settle_and_measure(&op, opts.settle).await?;
     row.big_pods = op.metric("ray_operator_managed_pods").await.unwrap_or(-1.0);
     drop(op);
     if index + 1 < opts.variants.len() {
-        delete_namespace(client, &ns, opts.timeout).await?;
+        delete_namespace(client, &ns, &[cluster_resource()], opts.timeout).await?;
     }
     Ok(row)
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1}", kib as f64 / MIB)
 }
 
 fn verdict(kib: u64, target_mib: f64) -> &'static str {

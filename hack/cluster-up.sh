@@ -26,6 +26,8 @@
 #                      manager calls them NotReady and marks their pods not Ready (its default,
 #                      50s, unless set). kwok never re-reports a readiness taken away, so a test
 #                      that stops the API server longer than that sets it higher.
+#   ETCD_QUOTA_BYTES   etcd's backend quota (default 1 GiB)
+#   SCHEDULER_QPS      the scheduler's API QPS, burst twice that (its own default, 50, unless set)
 # kwok only:
 #   KWOK_GPU_NODES     number of GPU nodes kwok-gpu-<i> (default 3)
 #   KWOK_CPU_NODES     number of CPU-only nodes kwok-cpu-<i> (default 1)
@@ -162,7 +164,7 @@ start etcd "$BIN/etcd" --name=local --data-dir="$CLUSTER_DIR/etcd" \
   --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" \
-  --unsafe-no-fsync --quota-backend-bytes=1073741824 --log-level=warn
+  --unsafe-no-fsync --quota-backend-bytes=${ETCD_QUOTA_BYTES:-1073741824} --log-level=warn
 wait_for etcd "etcd /health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
 if [[ -n $REAL ]]; then
@@ -200,7 +202,8 @@ SCHED_CFG=$CLUSTER_DIR/scheduler.kubeconfig
 start kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$SCHED_CFG" --authentication-kubeconfig="$SCHED_CFG" --authorization-kubeconfig="$SCHED_CFG" \
   --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false \
-  --cert-dir="$CLUSTER_DIR/pki/scheduler-generated" --v=1
+  --cert-dir="$CLUSTER_DIR/pki/scheduler-generated" --v=1 \
+  ${SCHEDULER_QPS:+--kube-api-qps="$SCHEDULER_QPS" --kube-api-burst="$((2 * SCHEDULER_QPS))"}
 wait_for kube-controller-manager "kube-controller-manager /healthz" curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
 wait_for kube-scheduler "kube-scheduler /healthz" curl -fsSk "https://127.0.0.1:$SCHED_PORT/healthz"
 
