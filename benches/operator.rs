@@ -21,7 +21,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -34,8 +33,8 @@ use serde::Deserialize;
 mod plane;
 
 use plane::{
-    MIB, Mem, Process, Res, create_all, create_namespace, delete_namespace, env_or, log, mib,
-    pod_counts, until, watch_pods,
+    Floor, MIB, Mem, Process, Res, bare_pods, create_all, create_namespace, delete_namespace,
+    env_or, log, mib, pod_counts, until, watch_pods,
 };
 
 struct Opts {
@@ -171,48 +170,16 @@ fn running_clusters(clusters: &Store<RayCluster>) -> usize {
 
 // --- the scenarios --------------------------------------------------------------------------------
 
-struct Reference {
-    created: Duration,
-    running: Duration,
-}
-
-async fn reference(client: &Client, opts: &Opts, worker_pod: &serde_json::Value) -> Res<Reference> {
-    let ns = "bench-ref";
-    create_namespace(client, ns).await?;
-    let pods = watch_pods(client, ns);
-    pods.wait_until_ready().await.map_err(|e| e.to_string())?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<Pod>(&()));
-    log(format!(
-        "reference: creating {} bare pods, {} in flight",
-        opts.ref_pods, opts.client_concurrency
-    ));
-    let start = Instant::now();
-    let created = create_all(&api, opts.ref_pods, opts.client_concurrency, |i| {
-        let mut pod = worker_pod.clone();
-        pod["metadata"] = serde_json::json!({
-            "name": format!("ref-{i}"),
-            "namespace": ns,
-            "labels": {"app": "bench-ref"},
-        });
-        serde_json::from_value(pod).expect("pod object")
-    })
-    .await?;
-    log(format!(
-        "reference: {} pods created in {:.1}s",
+async fn reference(client: &Client, opts: &Opts, worker_pod: &serde_json::Value) -> Res<Floor> {
+    bare_pods(
+        client,
+        "bench-ref",
         opts.ref_pods,
-        created.as_secs_f64()
-    ));
-    let n = opts.ref_pods;
-    let running = until(
-        "reference: all bare pods Running",
-        start,
+        opts.client_concurrency,
         opts.timeout,
-        || pod_counts(&pods).1 >= n,
+        |_| worker_pod["spec"].clone(),
     )
-    .await?;
-    delete_namespace(client, ns, &[cluster_resource()], opts.timeout).await?;
-    Ok(Reference { created, running })
+    .await
 }
 
 #[derive(Default)]
@@ -381,7 +348,7 @@ fn mem_row(variant: &str, scenario: &str, m: &Mem, target_mib: Option<f64>) {
     );
 }
 
-fn print_tables(opts: &Opts, rows: &[Row], reference: &Reference) {
+fn print_tables(opts: &Opts, rows: &[Row], reference: &Floor) {
     let n = opts.big;
     let pods = n * (1 + opts.workers);
     println!("### Operator memory (VmRSS / VmHWM / RssAnon from /proc/<pid>/status)\n");

@@ -40,8 +40,8 @@ use serde_json::{Value, json};
 mod plane;
 
 use plane::{
-    Mem, Process, Res, create_all, create_namespace, delete_namespace, env_or, is_running,
-    load_average, log, mib, until, watch_dynamic, watch_pods,
+    Floor, Mem, Process, Res, bare_pods, create_all, create_namespace, delete_namespace, env_or,
+    is_running, load_average, log, mib, until, watch_dynamic, watch_pods,
 };
 
 struct Opts {
@@ -447,10 +447,18 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn namespace(&self, workload: &str) -> Res<String> {
+    /// The workload's namespace, made, and its pods and clusters watched.
+    async fn namespace(&self, workload: &str) -> Res<(String, Store<Pod>, Store<DynamicObject>)> {
         let ns = format!("{}-{workload}", self.contender.name);
         create_namespace(self.client, &ns).await?;
-        Ok(ns)
+        let pods = watch_pods(self.client, &ns);
+        let clusters = watch_dynamic(self.client, &ns, &self.contender.resource(), strip_cluster);
+        pods.wait_until_ready().await.map_err(|e| e.to_string())?;
+        clusters
+            .wait_until_ready()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((ns, pods, clusters))
     }
 
     async fn empty(&self, ns: &str) -> Res<()> {
@@ -494,14 +502,7 @@ impl Run<'_> {
             idle: self.settled_mem(&op).await?,
             ..Row::default()
         };
-        let ns = self.namespace(workload).await?;
-        let pods = watch_pods(self.client, &ns);
-        let clusters = watch_dynamic(self.client, &ns, &c.resource(), strip_cluster);
-        pods.wait_until_ready().await.map_err(|e| e.to_string())?;
-        clusters
-            .wait_until_ready()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (ns, pods, clusters) = self.namespace(workload).await?;
         let shape = Shape::new(c, self.chart, workers, workers)?;
         let names: Vec<String> = (0..n).map(|i| format!("{workload}-{i}")).collect();
         log(format!(
@@ -553,14 +554,7 @@ impl Run<'_> {
             idle: self.settled_mem(&op).await?,
             ..Row::default()
         };
-        let ns = self.namespace("fairness").await?;
-        let pods = watch_pods(self.client, &ns);
-        let clusters = watch_dynamic(self.client, &ns, &c.resource(), strip_cluster);
-        pods.wait_until_ready().await.map_err(|e| e.to_string())?;
-        clusters
-            .wait_until_ready()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (ns, pods, clusters) = self.namespace("fairness").await?;
         let shape = Shape::new(c, self.chart, 0, big_n)?;
         let api = self.api(&ns);
         let names = ["big".to_string(), "other".to_string()];
@@ -645,46 +639,26 @@ impl Run<'_> {
 
 /// The control plane's own time for the burst's pods as bare pods: every
 /// `1 + workers`-th the head's spec, the rest the worker's.
-async fn floor(client: &Client, opts: &Opts, chart: &Value) -> Res<(usize, Duration, String)> {
+async fn floor(client: &Client, opts: &Opts, chart: &Value) -> Res<Floor> {
     let (_, head) = pod_type(chart, "rayHeadType")?;
     let (_, worker) = pod_type(chart, "rayWorkerType")?;
     let n = opts.big * (1 + opts.workers);
-    let ns = "floor";
-    create_namespace(client, ns).await?;
-    let pods = watch_pods(client, ns);
-    pods.wait_until_ready().await.map_err(|e| e.to_string())?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<Pod>(&()));
-    log(format!(
-        "floor: creating {n} bare pods, {} in flight",
-        opts.client_concurrency
-    ));
-    let start = Instant::now();
-    create_all(&api, n, opts.client_concurrency, |i| {
-        let spec = if i % (1 + opts.workers) == 0 {
-            &head
-        } else {
-            &worker
-        };
-        let pod = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": format!("floor-{i}"), "namespace": ns},
-            "spec": spec["spec"],
-        });
-        serde_json::from_value(pod).expect("a pod object")
-    })
-    .await?;
-    let t = until(
-        &format!("floor: {n} bare pods Running"),
-        start,
+    bare_pods(
+        client,
+        "floor",
+        n,
+        opts.client_concurrency,
         opts.timeout,
-        || running(&pods) >= n,
+        |i| {
+            let pod = if i % (1 + opts.workers) == 0 {
+                &head
+            } else {
+                &worker
+            };
+            pod["spec"].clone()
+        },
     )
-    .await?;
-    let load = load_average();
-    delete_namespace(client, ns, &[], opts.timeout).await?;
-    Ok((n, t, load))
+    .await
 }
 
 // --- the tables -----------------------------------------------------------------------------------
@@ -702,7 +676,7 @@ fn correct(row: &Row) -> String {
     }
 }
 
-fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&(usize, Duration, String)>) {
+fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&Floor>) {
     println!(
         "### Memory (VmRSS and RssAnon from /proc/<pid>/status, MiB, {}s after the last change)\n",
         opts.settle.as_secs()
@@ -737,8 +711,11 @@ fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&(usize, Duration, Stri
         println!("|---|---|---:|---:|---:|---:|---|---:|");
         for r in timed {
             let ratio = match floor {
-                Some((n, t, _)) if r.workload == "burst" && *n == r.pods => {
-                    format!("{:.2}x", r.all_running.as_secs_f64() / t.as_secs_f64())
+                Some(f) if r.workload == "burst" && f.pods == r.pods => {
+                    format!(
+                        "{:.2}x",
+                        r.all_running.as_secs_f64() / f.running.as_secs_f64()
+                    )
                 }
                 _ => "—".into(),
             };
@@ -755,10 +732,12 @@ fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&(usize, Duration, Stri
                 r.load
             );
         }
-        if let Some((n, t, load)) = floor {
+        if let Some(f) = floor {
             println!(
-                "| the control plane alone (floor) | {n} bare pods | {} | 1.00x | — | — | — | {load} |",
-                secs(*t)
+                "| the control plane alone (floor) | {} bare pods | {} | 1.00x | — | — | — | {} |",
+                f.pods,
+                secs(f.running),
+                f.load
             );
         }
     }

@@ -451,3 +451,64 @@ pub async fn delete_namespace(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The control plane's own speed, the floor an operator is measured
+/// against: `n` bare pods, `spec(i)` the i-th's spec, created in namespace
+/// `ns` (made, then deleted) with `concurrency` requests in flight.
+pub struct Floor {
+    pub pods: usize,
+    /// Until the API server took the last one.
+    pub created: Duration,
+    /// Until every one was Running.
+    pub running: Duration,
+    /// The load average when they were.
+    pub load: String,
+}
+
+pub async fn bare_pods(
+    client: &Client,
+    ns: &str,
+    n: usize,
+    concurrency: usize,
+    timeout: Duration,
+    spec: impl Fn(usize) -> serde_json::Value,
+) -> Res<Floor> {
+    create_namespace(client, ns).await?;
+    let pods = watch_pods(client, ns);
+    pods.wait_until_ready().await.map_err(|e| e.to_string())?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<Pod>(&()));
+    log(format!(
+        "{ns}: creating {n} bare pods, {concurrency} in flight"
+    ));
+    let start = Instant::now();
+    let created = create_all(&api, n, concurrency, |i| {
+        let pod = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": format!("{ns}-{i}"), "namespace": ns},
+            "spec": spec(i),
+        });
+        serde_json::from_value(pod).expect("a pod object")
+    })
+    .await?;
+    log(format!(
+        "{ns}: {n} pods created in {:.1}s",
+        created.as_secs_f64()
+    ));
+    let running = until(
+        &format!("{ns}: {n} bare pods Running"),
+        start,
+        timeout,
+        || pod_counts(&pods).1 >= n,
+    )
+    .await?;
+    let load = load_average();
+    delete_namespace(client, ns, &[], timeout).await?;
+    Ok(Floor {
+        pods: n,
+        created,
+        running,
+        load,
+    })
+}
