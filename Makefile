@@ -127,7 +127,7 @@ bench-autoscaler: ray
 # --- benchmarks on a private control plane (hack/bench-plane.sh, benches/operator.rs, benches/scale.rs) ---
 .PHONY: bench-operator bench-scale bench-kuberay
 
-# Memory and burst throughput of `ray-operator run` on a private control plane (/tmp/ray-bench-cluster).
+# Memory and burst throughput of `ray-operator run` on a private control plane (/tmp/ray-bench-operator).
 bench-operator:
 	hack/bench-plane.sh operator
 

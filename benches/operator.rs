@@ -1,6 +1,6 @@
 //! The operator benchmark (issue 4): `make bench-operator`.
 //!
-//! Run by `hack/bench-operator.sh`, which owns the private control plane
+//! Run by `hack/bench-plane.sh operator`, which owns the private control plane
 //! (`KUBECONFIG` points at it) and tears it down. This binary:
 //!
 //! 1. times how fast the API server alone creates `BENCH_REF_PODS` bare pods
