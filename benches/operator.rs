@@ -17,7 +17,6 @@
 //! Progress goes to stderr; the tables to stdout.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -27,14 +26,13 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use ray_operator::api::{Phase, RayCluster};
-use serde::Deserialize;
 
 #[path = "plane/mod.rs"]
 mod plane;
 
 use plane::{
     Floor, MIB, Mem, Process, Res, bare_pods, create_all, create_namespace, delete_namespace,
-    env_or, log, mib, pod_counts, until, watch_pods,
+    env_or, log, mib, pod_counts, rendered_cluster, until, watch_pods,
 };
 
 struct Opts {
@@ -113,32 +111,6 @@ async fn start_operator(opts: &Opts, env: &[(String, String)], tag: &str) -> Res
 }
 
 // --- the API --------------------------------------------------------------------------------------
-
-/// The chart's RayCluster (`ray-operator render --set clusterOnly=true`) as JSON.
-fn rendered_cluster(opts: &Opts, workers: usize) -> Res<serde_json::Value> {
-    let out = Command::new(&opts.operator_bin)
-        .args([
-            "render",
-            "bench",
-            "-n",
-            "bench",
-            "--set",
-            &format!("clusterOnly=true,podTypes.rayWorkerType.minWorkers={workers}"),
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("render: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-        let v = serde_json::Value::deserialize(doc).map_err(|e| e.to_string())?;
-        if v["kind"] == "RayCluster" {
-            return Ok(v);
-        }
-    }
-    Err("render printed no RayCluster".into())
-}
 
 fn cluster_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -445,8 +417,11 @@ async fn bench(opts: &Opts) -> Res<()> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("connecting (KUBECONFIG): {e}"))?;
-    let head_only = rendered_cluster(opts, 0)?;
-    let with_workers = rendered_cluster(opts, opts.workers)?;
+    let head_only = rendered_cluster(&opts.operator_bin, "")?;
+    let with_workers = rendered_cluster(
+        &opts.operator_bin,
+        &format!(",podTypes.rayWorkerType.minWorkers={}", opts.workers),
+    )?;
     let worker_pod = with_workers["spec"]["podTypes"]
         .as_array()
         .and_then(|types| types.iter().find(|t| t["name"] == "rayWorkerType"))

@@ -33,7 +33,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 #[path = "plane/mod.rs"]
@@ -41,7 +40,7 @@ mod plane;
 
 use plane::{
     Floor, Mem, Process, Res, bare_pods, create_all, create_namespace, delete_namespace, env_or,
-    is_running, load_average, log, mib, until, watch_dynamic, watch_pods,
+    is_running, load_average, log, mib, rendered_cluster, until, watch_dynamic, watch_pods,
 };
 
 struct Opts {
@@ -231,36 +230,6 @@ impl Contender {
 }
 
 // --- the objects ----------------------------------------------------------------------------------
-
-/// The chart's RayCluster (`ray-operator render --set clusterOnly=true`)
-/// with `workers` of `max_workers` workers, as JSON.
-fn rendered_cluster(opts: &Opts, workers: usize, max_workers: usize) -> Res<Value> {
-    let out = std::process::Command::new(&opts.operator_bin)
-        .args([
-            "render",
-            "bench",
-            "-n",
-            "bench",
-            "--set",
-            &format!(
-                "clusterOnly=true,podTypes.rayWorkerType.minWorkers={workers},podTypes.rayWorkerType.maxWorkers={}",
-                max_workers.max(workers)
-            ),
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("render: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-        let v = Value::deserialize(doc).map_err(|e| e.to_string())?;
-        if v["kind"] == "RayCluster" {
-            return Ok(v);
-        }
-    }
-    Err("render printed no RayCluster".into())
-}
 
 /// Index in `spec.podTypes` and pod config of the chart's pod type `name`.
 fn pod_type(cluster: &Value, name: &str) -> Res<(usize, Value)> {
@@ -770,7 +739,7 @@ async fn bench(opts: &Opts) -> Res<bool> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("connecting (KUBECONFIG): {e}"))?;
-    let chart = rendered_cluster(opts, 0, 0)?;
+    let chart = rendered_cluster(&opts.operator_bin, "")?;
     let floor = if opts.workloads.iter().any(|w| w == "burst") {
         Some(floor(&client, opts, &chart).await?)
     } else {

@@ -250,6 +250,28 @@ impl Drop for Process {
     }
 }
 
+/// The chart's RayCluster (`ray-operator render --set clusterOnly=true,<set>`)
+/// as JSON: both benches' clusters, and their pods' specs.
+pub fn rendered_cluster(operator_bin: &Path, set: &str) -> Res<serde_json::Value> {
+    let out = Command::new(operator_bin)
+        .args(["render", "bench", "-n", "bench", "--set"])
+        .arg(format!("clusterOnly=true{set}"))
+        .output()
+        .map_err(|e| format!("{}: {e}", operator_bin.display()))?;
+    if !out.status.success() {
+        return Err(format!("render: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v = <serde_json::Value as serde::Deserialize>::deserialize(doc)
+            .map_err(|e| e.to_string())?;
+        if v["kind"] == "RayCluster" {
+            return Ok(v);
+        }
+    }
+    Err("render printed no RayCluster".into())
+}
+
 // --- the API --------------------------------------------------------------------------------------
 
 /// Creates `n` objects made by `make(i)` with `concurrency` requests in
