@@ -6,7 +6,7 @@
 #   make fuzz   - bounded fuzzing of the --set parser, values merging and RayCluster validation
 
 # --- project ---
-.PHONY: setup test demo demo-down bench bench-ray bench-lookup lint fuzz kuberay
+.PHONY: setup test demo demo-down bench bench-ray bench-lookup bench-memory lint fuzz kuberay
 
 setup: helm ray k8s-bins node-bins
 
@@ -29,12 +29,17 @@ demo-down:
 	-hack/install-helm.sh >/dev/null && KUBECONFIG=.cluster/kubeconfig $${RAY_OPERATOR_CACHE:-$$HOME/.cache/ray-operator}/helm/bin/helm -n ray uninstall example-cluster --wait=false
 	$(MAKE) cluster-down
 
-bench: bench-render bench-operator bench-kuberay bench-scale bench-autoscaler bench-ray bench-lookup
+bench: bench-render bench-operator bench-kuberay bench-scale bench-autoscaler bench-ray bench-lookup bench-memory
 
 # One cluster's pods read from the cache (every reconcile and autoscaler round does it), through
 # the pod index and by scanning, with 100 to 10,000 other clusters (BENCH_CLUSTERS).
 bench-lookup:
 	cargo bench --bench pod_lookup
+
+# The heap the operator's caches keep per cluster and per pod (BENCH_CLUSTERS, default 10,000
+# clusters of 1 head + 3 workers, as the watches deliver them), counted by the allocator.
+bench-memory:
+	cargo bench --bench cache_memory
 
 # Task submitted to task running on a new worker, on real Ray in real pods (BENCH_RUNS, default 5).
 bench-ray: images

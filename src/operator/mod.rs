@@ -60,27 +60,11 @@ impl telemetry::http::Health for Process {
         match term {
             Some(ctx) => self.metrics.render(
                 ctx.caches().clusters.len(),
-                ctx.caches().pod_index.pods(),
+                ctx.caches().pods.len(),
                 &ctx.reconciler.tracked(),
             ),
             None => self.metrics.render(0, 0, &[]),
         }
-    }
-}
-
-/// Keeps from a cached pod only what the operator reads (labels, owner,
-/// phase, readiness), so the cache grows slowly with the number of pods.
-fn strip_pod(pod: &mut CachedPod) {
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.generate_name = None;
-    meta.finalizers = None;
-    if let Some(pod_labels) = meta.labels.as_mut() {
-        pod_labels.retain(|key, _| key.starts_with("ray-"));
-    }
-    if let Some(status) = pod.status.as_mut() {
-        status.conditions.retain(|c| c.type_ == "Ready");
     }
 }
 
@@ -194,7 +178,6 @@ async fn act(
         caches:
             CacheWriters {
                 clusters: cluster_writer,
-                pods: pod_writer,
                 services: service_writer,
             },
         scale_requests,
@@ -207,25 +190,17 @@ async fn act(
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|c| {
-        // Never read; `kubectl apply` would keep a second copy of the spec here.
-        let meta = kube::Resource::meta_mut(c);
-        meta.managed_fields = None;
-        meta.annotations = None;
-        meta.labels = None;
-    })
+    .modify(cache::strip_cluster)
     .reflect(cluster_writer)
     .inspect(move |event| watch_ctx.watched(event))
     .touched_objects();
     let pod_ctx = ctx.clone();
     let pod_stream = watcher(api_in::<CachedPod>(client, namespace), selector.clone())
         .default_backoff()
-        .modify(strip_pod)
-        .reflect(pod_writer)
         .inspect(move |event| {
             pod_ctx.metrics().watch_event();
             if let Ok(event) = event {
-                pod_ctx.caches().pod_index.observe(event);
+                pod_ctx.caches().pods.observe(event);
             }
         })
         .touched_objects();
@@ -243,18 +218,15 @@ async fn act(
     .inspect(move |_| service_ctx.metrics().watch_event())
     .touched_objects();
 
-    let (cluster_reader, pod_reader, service_reader) = {
+    let (cluster_reader, service_reader) = {
         let caches = ctx.caches();
-        (
-            caches.clusters.clone(),
-            caches.pods.clone(),
-            caches.services.clone(),
-        )
+        (caches.clusters.clone(), caches.services.clone())
     };
     let ready_process = process.clone();
+    let ready_ctx = ctx.clone();
     let became_ready = tokio::spawn(async move {
         synced(&cluster_reader).await;
-        synced(&pod_reader).await;
+        ready_ctx.caches().pods.listed().await;
         synced(&service_reader).await;
         let _ = caches_synced.send(true);
         ready_process.ready.store(true, Ordering::Relaxed);

@@ -17,7 +17,6 @@ use super::super::proto::autoscaler as pb;
 use super::*;
 use crate::naming::{self, NodeKind};
 use crate::operator::board::{AutoscalerTasks, Checks};
-use crate::operator::cache::CacheWriters;
 use crate::operator::cache::pod::CachedPod;
 use crate::operator::mock_api::{self, ApiServer, Received, WAIT};
 use crate::operator::reconcile::validate::ValidatedCluster;
@@ -87,7 +86,6 @@ struct Fixture {
     cluster: RayCluster,
     validated: ValidatedCluster,
     deps: Deps,
-    writers: CacheWriters,
     round: Round,
     api: Option<ApiServer>,
 }
@@ -102,7 +100,7 @@ impl Fixture {
         let cluster = cluster(&gcs.address);
         let validated = validate::validate(&cluster).expect("the fixture is valid");
         let (client, api) = mock_api::pair();
-        let (caches, writers) = Caches::new();
+        let (caches, _writers) = Caches::new();
         let writer = Arc::new(Writer::new(client));
         let deps = Deps {
             settings: Settings {
@@ -124,7 +122,6 @@ impl Fixture {
             cluster,
             validated,
             deps,
-            writers,
             api: Some(api),
         };
         f.cache_pod(NodeKind::Head, HEAD, "2026-12-01T00:00:00Z");
@@ -163,9 +160,7 @@ impl Fixture {
         pod["status"] =
             json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
         let pod: CachedPod = serde_json::from_value(pod).unwrap();
-        let event = Event::Apply(pod);
-        self.writers.pods.apply_watcher_event(&event);
-        self.deps.caches.pod_index.observe(&event);
+        self.deps.caches.pods.observe(&Event::Apply(pod));
     }
 
     /// Runs one round while `serve` plays the API server.

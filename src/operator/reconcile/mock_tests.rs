@@ -86,9 +86,7 @@ impl Fixture {
 
     /// Puts a pod into the pod cache, as the pod watch would.
     fn cache_pod(&mut self, pod: CachedPod) {
-        let event = Event::Apply(pod);
-        self.writers.pods.apply_watcher_event(&event);
-        self.reconciler.caches.pod_index.observe(&event);
+        self.reconciler.caches.pods.observe(&Event::Apply(pod));
     }
 
     /// Puts the head Service as applied (the server-side apply body) into

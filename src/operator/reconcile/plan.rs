@@ -7,82 +7,15 @@ use std::collections::BTreeSet;
 
 use crate::operator::board::{RayHealth, Scaling};
 use crate::operator::cache::Caches;
-use crate::operator::cache::pod::CachedPod;
+pub use crate::operator::cache::pod::{ObservedPod, PodState};
 
 use super::validate::{ValidatedCluster, ValidatedPodType};
 use crate::api::{Phase, PodTypeStatus, RayClusterStatus};
-use crate::naming::{self, NodeKind};
-
-/// Where a pod is in its life, as far as the plan cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodState {
-    /// Not yet running (unscheduled, pulling, or created a moment ago).
-    Pending,
-    Running,
-    /// Its containers exited (`Succeeded` or `Failed`): Ray is gone from it.
-    Finished,
-}
-
-/// What the operator knows of one pod of a cluster.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedPod {
-    pub name: String,
-    pub uid: Option<String>,
-    pub kind: NodeKind,
-    pub pod_type: String,
-    pub launch_hash: String,
-    pub state: PodState,
-    pub ready: bool,
-    /// Creation time in seconds since the epoch; newer pods go first on scale-down.
-    pub created: i64,
-    pub terminating: bool,
-}
-
-impl ObservedPod {
-    /// Reads a pod's labels and status; `None` for a pod the operator did not make.
-    pub fn from_pod(pod: &CachedPod) -> Option<Self> {
-        let labels = pod.metadata.labels.as_ref()?;
-        let kind = match labels.get(naming::NODE_KIND)?.as_str() {
-            "head" => NodeKind::Head,
-            "worker" => NodeKind::Worker,
-            _ => return None,
-        };
-        let status = pod.status.as_ref();
-        let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-        let state = match phase {
-            "Running" => PodState::Running,
-            "Succeeded" | "Failed" => PodState::Finished,
-            _ => PodState::Pending,
-        };
-        let ready = pod.ready();
-        Some(ObservedPod {
-            name: pod.metadata.name.clone()?,
-            uid: pod.metadata.uid.clone(),
-            kind,
-            pod_type: labels.get(naming::POD_TYPE).cloned().unwrap_or_default(),
-            launch_hash: labels
-                .get(naming::LAUNCH_CONFIG)
-                .cloned()
-                .unwrap_or_default(),
-            state,
-            ready: state == PodState::Running && ready,
-            created: pod
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| t.0.as_second()),
-            terminating: pod.metadata.deletion_timestamp.is_some(),
-        })
-    }
-}
+use crate::naming::NodeKind;
 
 /// The pods of a cluster in the operator's cache, as a plan sees them.
 pub fn observed(caches: &Caches, namespace: &str, name: &str) -> Vec<ObservedPod> {
-    caches
-        .cluster_pods(namespace, name)
-        .iter()
-        .filter_map(|pod| ObservedPod::from_pod(pod))
-        .collect()
+    caches.pods.cluster(namespace, name)
 }
 
 /// Whether, and what, the operator knows of Ray itself.
