@@ -1,7 +1,7 @@
 //! Scale and the peer side by side (issue 13): `make bench-scale` and
 //! `make bench-kuberay`.
 //!
-//! Run by `hack/bench-scale.sh`, which owns the private control plane
+//! Run by `hack/bench-plane.sh scale`, which owns the private control plane
 //! (`KUBECONFIG` points at it; both CRDs installed) and tears it down. For
 //! each contender (`BENCH_CONTENDERS`, `;`-separated: `ray-operator`,
 //! `kuberay` at its default reconcile concurrency, `kuberay-<n>` at n), one
@@ -19,6 +19,9 @@
 //! - `fairness`: two clusters without workers; one is set to
 //!   `BENCH_FAIR_WORKERS` workers and, half a second later, the other to one:
 //!   how long that one worker waits to be created.
+//!
+//! `BENCH_OPERATOR_ARGS` adds flags to `ray-operator run` (space-separated,
+//! e.g. `--writes-in-flight=64`).
 //!
 //! Both operators get the same pods: KubeRay's RayCluster is built from the
 //! head and worker pod specs of the chart's cluster (`ray-operator render`).
@@ -45,6 +48,8 @@ use plane::{
 
 struct Opts {
     operator_bin: PathBuf,
+    /// More flags for `ray-operator run` (BENCH_OPERATOR_ARGS).
+    operator_args: Vec<String>,
     kuberay_bin: PathBuf,
     log_dir: PathBuf,
     health_port: u16,
@@ -88,6 +93,11 @@ impl Opts {
                 "BENCH_OPERATOR_BIN",
                 PathBuf::from("target/release/ray-operator"),
             ),
+            operator_args: std::env::var("BENCH_OPERATOR_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
             kuberay_bin: env_or("BENCH_KUBERAY_BIN", PathBuf::from("kuberay-operator")),
             log_dir: env_or("BENCH_LOG_DIR", std::env::temp_dir()),
             health_port: env_or("BENCH_HEALTH_PORT", 28490),
@@ -190,7 +200,7 @@ impl Contender {
         let (program, args, ready) = match self.flavor {
             Flavor::RayOperator => (
                 &opts.operator_bin,
-                vec![
+                [
                     "run".to_string(),
                     "--autoscaler=false".into(),
                     // kwok pods run no Ray to read the health of.
@@ -198,7 +208,10 @@ impl Contender {
                     "--leader-elect=false".into(),
                     "--health-port".into(),
                     port.to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(opts.operator_args.iter().cloned())
+                .collect(),
                 "/healthz",
             ),
             Flavor::KubeRay(concurrency) => {

@@ -44,9 +44,14 @@ struct RunArgs {
     #[arg(long, env = "RAY_OPERATOR_POD_NAMESPACE")]
     namespace: Option<String>,
     /// Reconciles of different RayClusters that may run at once. (Their writes
-    /// to the API server share a bound of 16 in flight.)
+    /// to the API server share the bound of --writes-in-flight.)
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// Writes to the API server in flight at once, over all clusters (pods,
+    /// Services, statuses, Events). Each holds a connection, about 40 KiB.
+    #[arg(long, default_value_t = ray_operator::operator::writer::WRITES_IN_FLIGHT as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    writes_in_flight: u16,
     /// Port of /healthz, /readyz and /metrics; 0 turns them off.
     #[arg(long, default_value_t = 8080)]
     health_port: u16,
@@ -140,6 +145,7 @@ fn run(args: RunArgs) -> ExitCode {
             lease_namespace: args.lease_namespace,
             namespace: args.namespace.filter(|ns| !ns.is_empty()),
             concurrency: args.concurrency,
+            writes_in_flight: args.writes_in_flight.into(),
             leader_elect: args.leader_elect,
             identity,
             autoscaler: ray_operator::operator::autoscaler::task::Settings {

@@ -29,6 +29,8 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// Reconciles of different clusters that may run at once.
     pub concurrency: u16,
+    /// Writes to the API server in flight at once (see [`Writer`]).
+    pub writes_in_flight: usize,
     /// Hold a leader Lease before acting, so replicas are safe.
     pub leader_elect: bool,
     /// Namespace of the leader Lease of a cluster-scoped operator.
@@ -66,7 +68,7 @@ impl Context {
         let caches = Arc::new(caches);
         let (board, scale_requests) = Board::new();
         let board = Arc::new(board);
-        let writer = Arc::new(Writer::new(client.clone()));
+        let writer = Arc::new(Writer::new(client.clone(), settings.writes_in_flight));
         let events = Arc::new(Recorder::new(
             writer.clone(),
             naming::FIELD_MANAGER,

@@ -4,11 +4,11 @@
 use kube::Client;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Writes to the API server in flight at once, over all clusters. kube's
-/// client speaks HTTP/1.1: each write in flight holds a connection (about
-/// 40 KiB with TLS and buffers), and idle connections stay pooled, so this
-/// bounds the operator's memory in a burst as well as its load on the API
-/// server. 16 writes in flight still outpace what a control plane schedules.
+/// Writes to the API server in flight at once, over all clusters, unless
+/// `run --writes-in-flight` says otherwise. kube's client speaks HTTP/1.1:
+/// each write in flight holds a connection (about 40 KiB with TLS and
+/// buffers), and idle connections stay pooled, so this bounds the operator's
+/// memory in a burst as well as its load on the API server.
 pub const WRITES_IN_FLIGHT: usize = 16;
 
 /// A client and the permits for writing with it.
@@ -18,10 +18,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(client: Client) -> Self {
+    /// A writer with `writes_in_flight` permits (at least one).
+    pub fn new(client: Client, writes_in_flight: usize) -> Self {
         Writer {
             client,
-            writes: Semaphore::new(WRITES_IN_FLIGHT),
+            writes: Semaphore::new(writes_in_flight.max(1)),
         }
     }
 

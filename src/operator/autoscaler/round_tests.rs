@@ -101,7 +101,10 @@ impl Fixture {
         let validated = validate::validate(&cluster).expect("the fixture is valid");
         let (client, api) = mock_api::pair();
         let (caches, _writers) = Caches::new();
-        let writer = Arc::new(Writer::new(client));
+        let writer = Arc::new(Writer::new(
+            client,
+            crate::operator::writer::WRITES_IN_FLIGHT,
+        ));
         let deps = Deps {
             settings: Settings {
                 enabled: true,

@@ -63,7 +63,10 @@ impl Fixture {
     fn new() -> Fixture {
         let (client, api): (Client, ApiServer) = mock_api::pair();
         let (caches, writers) = Caches::new();
-        let writer = Arc::new(Writer::new(client));
+        let writer = Arc::new(Writer::new(
+            client,
+            crate::operator::writer::WRITES_IN_FLIGHT,
+        ));
         let tasks = Arc::new(Tasks::default());
         let reconciler = Reconciler {
             caches: Arc::new(caches),
