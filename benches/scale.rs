@@ -43,7 +43,8 @@ mod plane;
 
 use plane::{
     Floor, Mem, Process, Res, bare_pods, create_all, create_namespace, delete_namespace, env_or,
-    is_running, load_average, log, mib, rendered_cluster, until, watch_dynamic, watch_pods,
+    http_get, is_running, load_average, log, mib, rendered_cluster, sum_samples, until,
+    watch_dynamic, watch_pods,
 };
 
 struct Opts {
@@ -193,6 +194,26 @@ impl Contender {
                     })
             }
         }
+    }
+
+    /// The writes (POST, PUT, PATCH, DELETE) the operator has sent to the API
+    /// server so far, from its own metrics: ours counts them by kind, KubeRay's
+    /// client-go counts requests by method (on the metrics port, health + 1).
+    async fn api_writes(&self, opts: &Opts, op: &Process) -> Res<f64> {
+        Ok(match self.flavor {
+            Flavor::RayOperator => {
+                let text = op.get("/metrics").await?;
+                sum_samples(&text, "ray_operator_api_writes_total", |_| true)
+            }
+            Flavor::KubeRay(_) => {
+                let text = http_get(opts.health_port + 1, "/metrics").await?;
+                sum_samples(&text, "rest_client_requests_total", |labels| {
+                    ["POST", "PUT", "PATCH", "DELETE"]
+                        .iter()
+                        .any(|m| labels.contains(&format!("method=\"{m}\"")))
+                })
+            }
+        })
     }
 
     async fn start(&self, opts: &Opts, tag: &str) -> Res<Process> {
@@ -413,6 +434,8 @@ struct Row {
     /// Creation to every cluster ready in the operator's own status.
     all_ready: Duration,
     cpu: f64,
+    /// Writes to the API server from creation to every cluster ready.
+    writes: f64,
     load: String,
     /// Clusters with a duplicate or a missing pod, after settling.
     wrong: Vec<String>,
@@ -492,6 +515,7 @@ impl Run<'_> {
             c.name
         ));
         let cpu0 = op.cpu()?;
+        let writes0 = c.api_writes(self.opts, &op).await?;
         let start = Instant::now();
         create_all(&self.api(&ns), n, self.opts.client_concurrency, |i| {
             shape.object(&ns, &names[i])
@@ -513,6 +537,7 @@ impl Run<'_> {
         )
         .await?;
         row.cpu = op.cpu()? - cpu0;
+        row.writes = c.api_writes(self.opts, &op).await? - writes0;
         row.load = load_average();
         row.loaded = self.settled_mem(&op).await?;
         row.wrong = wrong_counts(c, &pods, &names, workers);
@@ -688,9 +713,9 @@ fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&Floor>) {
             "\n### Creating clusters at once: to every pod Running, and to every cluster ready in the operator's status\n"
         );
         println!(
-            "| operator | workload | pods Running | ÷ floor | clusters ready | operator CPU | pod counts | load (1 min) |"
+            "| operator | workload | pods Running | ÷ floor | clusters ready | operator CPU | API writes per cluster | pod counts | load (1 min) |"
         );
-        println!("|---|---|---:|---:|---:|---:|---|---:|");
+        println!("|---|---|---:|---:|---:|---:|---:|---|---:|");
         for r in timed {
             let ratio = match floor {
                 Some(f) if r.workload == "burst" && f.pods == r.pods => {
@@ -702,7 +727,7 @@ fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&Floor>) {
                 _ => "—".into(),
             };
             println!(
-                "| {} | {} ({} clusters, {} pods) | {} | {ratio} | {} | {:.1} s | {} | {} |",
+                "| {} | {} ({} clusters, {} pods) | {} | {ratio} | {} | {:.1} s | {:.1} | {} | {} |",
                 r.contender,
                 r.workload,
                 r.clusters,
@@ -710,13 +735,14 @@ fn print_tables(opts: &Opts, rows: &[Row], floor: Option<&Floor>) {
                 secs(r.all_running),
                 secs(r.all_ready),
                 r.cpu,
+                r.writes / r.clusters as f64,
                 correct(r),
                 r.load
             );
         }
         if let Some(f) = floor {
             println!(
-                "| the control plane alone (floor) | {} bare pods | {} | 1.00x | — | — | — | {} |",
+                "| the control plane alone (floor) | {} bare pods | {} | 1.00x | — | — | — | — | {} |",
                 f.pods,
                 secs(f.running),
                 f.load

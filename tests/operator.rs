@@ -430,6 +430,9 @@ async fn health_readiness_and_metrics_are_served() {
         "ray_operator_managed_clusters 1",
         "ray_operator_managed_pods 2",
         "ray_operator_pods_created_total 2",
+        // Each created pod is one write; nothing was deleted to get there.
+        r#"ray_operator_api_writes_total{kind="pod_creation"} 2"#,
+        r#"ray_operator_api_writes_total{kind="pod_deletion"} 0"#,
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

@@ -112,6 +112,42 @@ fn clk_tck() -> f64 {
     })
 }
 
+/// The body of `GET path` from a server on loopback `port`; an error unless it answers 200.
+pub async fn http_get(port: u16, path: &str) -> Res<String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    if !head.contains(" 200 ") {
+        return Err(head.lines().next().unwrap_or("").to_string());
+    }
+    Ok(body.to_string())
+}
+
+/// The sum of the samples of metric `name` (in Prometheus' text format) whose
+/// labels `keep` accepts (it is given the text between the braces, or "").
+pub fn sum_samples(text: &str, name: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            keep(labels).then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
 // --- an operator process --------------------------------------------------------------------------
 
 /// An operator under test: its process, stderr and stdout to a log file, and
@@ -200,24 +236,7 @@ impl Process {
     }
 
     pub async fn get(&self, path: &str) -> Res<String> {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        if !head.contains(" 200 ") {
-            return Err(head.lines().next().unwrap_or("").to_string());
-        }
-        Ok(body.to_string())
+        http_get(self.port, path).await
     }
 
     pub async fn metric(&self, name: &str) -> Option<f64> {

@@ -68,7 +68,11 @@ impl Context {
         let caches = Arc::new(caches);
         let (board, scale_requests) = Board::new();
         let board = Arc::new(board);
-        let writer = Arc::new(Writer::new(client.clone(), settings.writes_in_flight));
+        let writer = Arc::new(Writer::new(
+            client.clone(),
+            settings.writes_in_flight,
+            metrics.clone(),
+        ));
         let events = Arc::new(Recorder::new(
             writer.clone(),
             naming::FIELD_MANAGER,

@@ -20,7 +20,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::cache::cluster_key;
-use super::writer::Writer;
+use super::writer::{Write, Writer};
 
 /// How long an Event may be repeated as a series of itself.
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
@@ -104,7 +104,7 @@ impl Recorder {
     ) {
         let regarding = cluster.object_ref(&());
         let note = truncate(note, MAX_NOTE);
-        let _permit = self.writer.permit().await;
+        let _permit = self.writer.permit(Write::Event).await;
         if let Err(e) = self
             .send(&cluster_key(cluster), &regarding, warning, reason, note)
             .await

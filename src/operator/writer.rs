@@ -1,8 +1,13 @@
 //! The one way the operator writes to the API server: a client and the bound
 //! on writes in flight over all clusters.
 
+use std::sync::Arc;
+
 use kube::Client;
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::telemetry::metrics::Metrics;
+pub use super::telemetry::metrics::Write;
 
 /// Writes to the API server in flight at once, over all clusters, unless
 /// `run --writes-in-flight` says otherwise. kube's client speaks HTTP/1.1:
@@ -11,18 +16,21 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// memory in a burst as well as its load on the API server.
 pub const WRITES_IN_FLIGHT: usize = 16;
 
-/// A client and the permits for writing with it.
+/// A client and the permits for writing with it; every write is counted.
 pub struct Writer {
     client: Client,
     writes: Semaphore,
+    metrics: Arc<Metrics>,
 }
 
 impl Writer {
-    /// A writer with `writes_in_flight` permits (at least one).
-    pub fn new(client: Client, writes_in_flight: usize) -> Self {
+    /// A writer with `writes_in_flight` permits (at least one), counting its
+    /// writes in `metrics`.
+    pub fn new(client: Client, writes_in_flight: usize, metrics: Arc<Metrics>) -> Self {
         Writer {
             client,
             writes: Semaphore::new(writes_in_flight.max(1)),
+            metrics,
         }
     }
 
@@ -32,12 +40,14 @@ impl Writer {
         self.client.clone()
     }
 
-    /// A permit for one write (a pod, Service, status or Event); hold it for
-    /// that one request.
-    pub async fn permit(&self) -> SemaphorePermit<'_> {
-        self.writes
+    /// A permit for one write of `kind`; hold it for that one request.
+    pub async fn permit(&self, kind: Write) -> SemaphorePermit<'_> {
+        let permit = self
+            .writes
             .acquire()
             .await
-            .expect("the write semaphore is never closed")
+            .expect("the write semaphore is never closed");
+        self.metrics.wrote(kind);
+        permit
     }
 }

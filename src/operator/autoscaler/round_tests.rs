@@ -104,6 +104,7 @@ impl Fixture {
         let writer = Arc::new(Writer::new(
             client,
             crate::operator::writer::WRITES_IN_FLIGHT,
+            Default::default(),
         ));
         let deps = Deps {
             settings: Settings {

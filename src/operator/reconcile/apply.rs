@@ -14,7 +14,7 @@ use super::validate::ValidatedCluster;
 use crate::api::RayClusterStatus;
 use crate::naming::{self, FIELD_MANAGER};
 use crate::operator::cache::Caches;
-use crate::operator::writer::Writer;
+use crate::operator::writer::{Write, Writer};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
@@ -39,7 +39,7 @@ pub async fn head_service(
         return Ok(());
     }
     let api: Api<Service> = Api::namespaced(writer.client(), &cluster.namespace);
-    let _permit = writer.permit().await;
+    let _permit = writer.permit(Write::Service).await;
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -120,7 +120,7 @@ async fn delete_pods(writer: &Writer, namespace: &str, pods: &[ObservedPod]) -> 
         .map(|pod| {
             let api = api.clone();
             async move {
-                let _permit = writer.permit().await;
+                let _permit = writer.permit(Write::PodDeletion).await;
                 let params = DeleteParams {
                     preconditions: pod.uid.clone().map(|uid| Preconditions {
                         uid: Some(uid),
@@ -181,7 +181,7 @@ async fn create_pods(
         .map(|(pod, observed)| {
             let (api, params) = (api.clone(), params.clone());
             async move {
-                let _permit = writer.permit().await;
+                let _permit = writer.permit(Write::PodCreation).await;
                 match api.create(&params, &pod).await {
                     Ok(created) => Ok(ObservedPod {
                         uid: created.metadata.uid,

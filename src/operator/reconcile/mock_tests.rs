@@ -66,6 +66,7 @@ impl Fixture {
         let writer = Arc::new(Writer::new(
             client,
             crate::operator::writer::WRITES_IN_FLIGHT,
+            Default::default(),
         ));
         let tasks = Arc::new(Tasks::default());
         let reconciler = Reconciler {

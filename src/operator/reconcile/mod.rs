@@ -33,7 +33,7 @@ use crate::operator::cache::{Caches, cluster_key};
 use crate::operator::events::Recorder;
 use crate::operator::scope::Scope;
 use crate::operator::telemetry::metrics::Metrics;
-use crate::operator::writer::Writer;
+use crate::operator::writer::{Write, Writer};
 use expectations::Expectations;
 use plan::{PlanInput, RayCheck};
 
@@ -336,7 +336,7 @@ async fn write_status(
         "kind": "RayCluster",
         "status": &next,
     });
-    let _permit = ctx.writer.permit().await;
+    let _permit = ctx.writer.permit(Write::Status).await;
     api.patch_status(
         &cluster.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -1,13 +1,44 @@
 //! Prometheus metrics, kept as atomics and written in the text format.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the reconcile duration histogram's buckets.
 const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// What a write to the API server is, for `ray_operator_api_writes_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    PodCreation,
+    PodDeletion,
+    Service,
+    Status,
+    Event,
+}
+
+impl Write {
+    const ALL: [Write; 5] = [
+        Write::PodCreation,
+        Write::PodDeletion,
+        Write::Service,
+        Write::Status,
+        Write::Event,
+    ];
+
+    /// The metric's `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Write::PodCreation => "pod_creation",
+            Write::PodDeletion => "pod_deletion",
+            Write::Service => "service",
+            Write::Status => "status",
+            Write::Event => "event",
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -20,6 +51,8 @@ pub struct Metrics {
     pods_deleted: AtomicU64,
     duration_buckets: [AtomicU64; BUCKETS.len()],
     duration_micros: AtomicU64,
+    /// Requests that write to the API server, by [`Write`] (its index in `Write::ALL`).
+    writes: [AtomicU64; Write::ALL.len()],
 }
 
 impl Metrics {
@@ -64,6 +97,16 @@ impl Metrics {
 
     pub fn pods_deleted(&self, n: u64) {
         self.pods_deleted.fetch_add(n, Relaxed);
+    }
+
+    /// One request that writes to the API server, sent (whatever its answer).
+    pub fn wrote(&self, kind: Write) {
+        self.writes[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Writes of `kind` sent so far.
+    pub fn writes(&self, kind: Write) -> u64 {
+        self.writes[kind as usize].load(Relaxed)
     }
 
     /// The metrics in Prometheus' text format; the gauges are passed in
@@ -138,6 +181,20 @@ impl Metrics {
             "counter",
             self.pods_deleted.load(Relaxed) as f64,
         );
+        header(
+            &mut out,
+            "ray_operator_api_writes_total",
+            "Requests that write to the API server, by what they write.",
+            "counter",
+        );
+        for kind in Write::ALL {
+            let _ = writeln!(
+                out,
+                "ray_operator_api_writes_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                self.writes(kind)
+            );
+        }
         one(
             &mut out,
             "ray_operator_managed_clusters",
@@ -180,6 +237,8 @@ mod tests {
         metrics.reconciled(Duration::from_millis(3));
         metrics.failed("pod", "conflict");
         metrics.pods_created(2);
+        metrics.wrote(Write::Status);
+        metrics.wrote(Write::Status);
         let text = metrics.render(3, 12, &[("board", 1)]);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let sample = line.split(['{', ' ']).next().unwrap();
@@ -198,6 +257,8 @@ mod tests {
             "ray_operator_pods_created_total 2\n",
             "ray_operator_reconcile_errors_total{stage=\"pod\",reason=\"conflict\"} 1\n",
             "ray_operator_tracked_clusters{map=\"board\"} 1\n",
+            "ray_operator_api_writes_total{kind=\"status\"} 2\n",
+            "ray_operator_api_writes_total{kind=\"event\"} 0\n",
         ] {
             assert!(text.contains(sample), "{sample} in:\n{text}");
         }
