@@ -12,6 +12,13 @@
 //!    heads on a tainted kwok node of their own; the operator's VmRSS / VmHWM
 //!    and CPU time (utime+stime) over `BENCH_WINDOW_S` (default 30) seconds,
 //!    with the autoscaler off and on (interval 1000 ms).
+//! 3. Idle clusters at scale: `BENCH_FAKE_CLUSTERS` (default 10000) head-only
+//!    RayClusters pointed at one in-process fake GCS (the test-only
+//!    `gcsAddress`), plus a probe cluster with a fake GCS of its own; the
+//!    operator's VmRSS and CPU over the window with the autoscaler off and on
+//!    (`BENCH_QUIET_MS`, default that of the operator, between two reads of a quiet
+//!    cluster), then `BENCH_RUNS` times new demand of one worker on the probe
+//!    and the time until its pod arrives on a pod watch.
 //!
 //! Needs the local control plane (started if needed) and Ray (`make ray`).
 
@@ -28,6 +35,7 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions};
+use ray_operator::operator::resources::bundle;
 use support::cluster::{TestNamespace, kwok, shared};
 use support::kwok_clusters::{is_running, live_pods};
 use support::operator::{BIN, Operator, install_crd, kubectl};
@@ -35,6 +43,14 @@ use support::proc_status::{ProcStatus, cpu_ticks};
 use support::ray::RayHead;
 
 const BENCH_NODE: &str = "rayop-bench";
+
+/// The in-process fake GCS the unit tests use, served here for the idle
+/// clusters (it reaches the client's types as `super::gcs` and `super::proto`).
+#[allow(dead_code)]
+#[path = "../src/operator/autoscaler/fake_gcs.rs"]
+mod fake_gcs;
+use fake_gcs::{FakeGcs, Node, Setup};
+use ray_operator::operator::autoscaler::{gcs, proto};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -273,36 +289,12 @@ async fn idle_clusters(
 ) -> Vec<(String, Cost)> {
     let ns_guard = TestNamespace::new(client, "bench-idle").await;
     let ns = ns_guard.name.clone();
-    // A fake node of our own, so the heads neither crowd nor need the shared nodes.
-    kubectl(
-        &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
-kind: Node
-metadata:
-  name: {BENCH_NODE}
-  annotations: {{kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}}
-  labels: {{type: kwok, kubernetes.io/hostname: {BENCH_NODE}, kubernetes.io/os: linux, kubernetes.io/arch: amd64}}
-spec:
-  taints: [{{key: rayop-bench, value: "true", effect: NoSchedule}}]
-status:
-  allocatable: {{cpu: "2000", memory: 4Ti, pods: "{pods}"}}
-  capacity: {{cpu: "2000", memory: 4Ti, pods: "{pods}"}}
-"#,
-            pods = n + 100
-        ),
-    );
+    bench_node(n + 100);
     let t = Instant::now();
     let docs: String = (0..n)
         .map(|i| cluster_yaml(&format!("idle-{i:04}"), &head.address(), 2, true))
         .collect();
-    for chunk in docs
-        .split_inclusive("---\n")
-        .collect::<Vec<_>>()
-        .chunks(1000)
-    {
-        kubectl(&["apply", "-n", &ns, "-f", "-"], &chunk.concat());
-    }
+    apply_in_chunks(&ns, &docs);
     eprintln!("{n} RayClusters created in {:?}", t.elapsed());
     let mut out = Vec::new();
     for (label, flags) in [
@@ -318,29 +310,192 @@ status:
             "bi-on"
         };
         let operator = Operator::start(release, &ns, true, &flags).await;
-        let t = Instant::now();
-        wait_running(
-            client,
-            &ns,
-            "ray-node-type=head",
-            n,
-            Duration::from_secs(900),
-        )
-        .await;
-        eprintln!("{label}: {n} heads Running after {:?}", t.elapsed());
-        let cost = measure(&operator, Duration::from_secs(15), window).await;
-        eprintln!(
-            "{label}: VmRSS {} KiB, VmHWM {} KiB, CPU {:.1}%",
-            cost.rss_kib, cost.hwm_kib, cost.cpu_percent
-        );
+        let cost = settle_and_measure(client, &operator, &ns, n, label, window).await;
         out.push((label.to_string(), cost));
         drop(operator);
     }
+    delete_bench_node();
+    out
+}
+
+/// Applies many YAML documents, a thousand per `kubectl apply`.
+fn apply_in_chunks(ns: &str, docs: &str) {
+    for chunk in docs
+        .split_inclusive("---\n")
+        .collect::<Vec<_>>()
+        .chunks(1000)
+    {
+        kubectl(&["apply", "-n", ns, "-f", "-"], &chunk.concat());
+    }
+}
+
+/// Waits for `heads` Running heads, then measures the operator over `window`.
+async fn settle_and_measure(
+    client: &Client,
+    operator: &Operator,
+    ns: &str,
+    heads: usize,
+    label: &str,
+    window: Duration,
+) -> Cost {
+    let t = Instant::now();
+    wait_running(
+        client,
+        ns,
+        "ray-node-type=head",
+        heads,
+        Duration::from_secs(1800),
+    )
+    .await;
+    eprintln!("{label}: {heads} heads Running after {:?}", t.elapsed());
+    let cost = measure(operator, Duration::from_secs(15), window).await;
+    eprintln!(
+        "{label}: VmRSS {} KiB, VmHWM {} KiB, CPU {:.1}%",
+        cost.rss_kib, cost.hwm_kib, cost.cpu_percent
+    );
+    cost
+}
+
+fn delete_bench_node() {
     let _ = std::process::Command::new(shared().bin_dir().join("kubectl"))
         .arg("--kubeconfig")
         .arg(&shared().kubeconfig)
         .args(["delete", "node", BENCH_NODE, "--wait=false"])
         .output();
+}
+
+/// A fake node of our own for `pods` pods, so the heads neither crowd nor need the shared nodes.
+fn bench_node(pods: usize) {
+    kubectl(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Node
+metadata:
+  name: {BENCH_NODE}
+  annotations: {{kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}}
+  labels: {{type: kwok, kubernetes.io/hostname: {BENCH_NODE}, kubernetes.io/os: linux, kubernetes.io/arch: amd64}}
+spec:
+  taints: [{{key: rayop-bench, value: "true", effect: NoSchedule}}]
+status:
+  allocatable: {{cpu: "2000", memory: 4Ti, pods: "{pods}"}}
+  capacity: {{cpu: "2000", memory: 4Ti, pods: "{pods}"}}
+"#,
+            pods = pods
+        ),
+    );
+}
+
+/// Idle clusters at scale (3. above): the cost with the autoscaler off and
+/// on, and with it on, seconds from new demand on the probe to its pod.
+async fn idle_at_scale(
+    client: &Client,
+    n: usize,
+    window: Duration,
+    quiet_ms: Option<u64>,
+    runs: usize,
+) -> (Vec<(String, Cost)>, Vec<f64>) {
+    let ns_guard = TestNamespace::new(client, "bench-fake").await;
+    let ns = ns_guard.name.clone();
+    bench_node(n + 100);
+    let idle = FakeGcs::serve(Setup::default()).await;
+    let probe = FakeGcs::serve(Setup::default()).await;
+    let t = Instant::now();
+    let mut docs: String = (0..n)
+        .map(|i| cluster_yaml(&format!("fake-{i:05}"), &idle.address, 2, true))
+        .collect();
+    docs.push_str(&cluster_yaml("probe", &probe.address, 1000, true));
+    apply_in_chunks(&ns, &docs);
+    eprintln!("{} RayClusters created in {:?}", n + 1, t.elapsed());
+    let quiet = quiet_ms.map(|ms| ms.to_string());
+    let mut on = vec!["--autoscaler=true"];
+    if let Some(ms) = &quiet {
+        on.extend(["--autoscaler-quiet-interval-ms", ms]);
+    }
+    let on_label = match quiet_ms {
+        Some(ms) => format!("autoscaler on (quiet clusters every {ms} ms)"),
+        None => "autoscaler on".to_string(),
+    };
+    let mut rows = Vec::new();
+    let off = Operator::start("bf-off", &ns, true, &["--autoscaler=false"]).await;
+    let label = "autoscaler off";
+    rows.push((
+        label.to_string(),
+        settle_and_measure(client, &off, &ns, n + 1, label, window).await,
+    ));
+    drop(off);
+    let operator = Operator::start("bf-on", &ns, true, &on).await;
+    rows.push((
+        on_label.clone(),
+        settle_and_measure(client, &operator, &ns, n + 1, &on_label, window).await,
+    ));
+    let latencies = probe_latency(client, &ns, &probe, quiet_ms.unwrap_or(1000), runs).await;
+    drop(operator);
+    delete_bench_node();
+    (rows, latencies)
+}
+
+/// Seconds from new demand on the probe's fake GCS to the new worker pod's
+/// watch event, one per run. Each created worker then joins the fake as a
+/// busy node, so the probe is quiet again before the next run.
+async fn probe_latency(
+    client: &Client,
+    ns: &str,
+    probe: &FakeGcs,
+    quiet_ms: u64,
+    runs: usize,
+) -> Vec<f64> {
+    let seen: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let config = watcher::Config::default().labels("ray-cluster-name=probe,ray-user-node-type=cpu");
+    let watch = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut events = watcher(api, config).boxed();
+            while let Some(event) = events.next().await {
+                if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event {
+                    seen.lock()
+                        .unwrap()
+                        .entry(pod.name_any())
+                        .or_insert_with(SystemTime::now);
+                }
+            }
+        })
+    };
+    let mut out = Vec::new();
+    for run in 0..runs {
+        // A random phase against the task's reads.
+        tokio::time::sleep(Duration::from_millis(500 + random_below(quiet_ms))).await;
+        let before: Vec<String> = seen.lock().unwrap().keys().cloned().collect();
+        let demand = SystemTime::now();
+        probe.set(|s| s.pending = vec![(bundle([("CPU", 1.0)]), 1)]);
+        let start = Instant::now();
+        let (pod, created) = loop {
+            let new = (seen.lock().unwrap().iter())
+                .find(|(n, _)| !before.contains(n))
+                .map(|(n, t)| (n.clone(), *t));
+            if let Some(new) = new {
+                break new;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "run {run}: no new pod after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        probe.set(|s| {
+            s.pending.clear();
+            let busy = Node::running(&pod, "cpu", bundle([("CPU", 4.0)]));
+            s.nodes.push(Node {
+                available: bundle([("CPU", 0.0)]),
+                ..busy
+            });
+        });
+        let secs = created.duration_since(demand).unwrap().as_secs_f64();
+        eprintln!("probe run {run}: {secs:.3} s");
+        out.push(secs);
+    }
+    watch.abort();
     out
 }
 
@@ -350,6 +505,10 @@ async fn main() {
     let runs: usize = env_or("BENCH_RUNS", 12);
     let clusters: usize = env_or("BENCH_CLUSTERS", 1000);
     let window = Duration::from_secs(env_or("BENCH_WINDOW_S", 30));
+    let fake_clusters: usize = env_or("BENCH_FAKE_CLUSTERS", 10_000);
+    let quiet_ms: Option<u64> = std::env::var("BENCH_QUIET_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let intervals: Vec<u64> = std::env::var("BENCH_INTERVALS")
         .unwrap_or_else(|_| "1000,250".into())
         .split(',')
@@ -371,6 +530,11 @@ async fn main() {
         idle_clusters(&client, &head, clusters, window).await
     } else {
         vec![]
+    };
+    let at_scale = if fake_clusters > 0 {
+        Some(idle_at_scale(&client, fake_clusters, window, quiet_ms, runs).await)
+    } else {
+        None
     };
 
     println!("\n### Scale-up latency: `.remote()` to the worker pod's watch event\n");
@@ -408,6 +572,40 @@ async fn main() {
                 "\nThe autoscaler tasks add {:.1} MiB RSS ({:.1} KiB per cluster).",
                 (on.rss_kib as f64 - off.rss_kib as f64) / 1024.0,
                 (on.rss_kib as f64 - off.rss_kib as f64) / clusters as f64
+            );
+        }
+    }
+    if let Some((rows, mut latencies)) = at_scale {
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("\n### {fake_clusters} idle clusters (one fake GCS) and a probe cluster\n");
+        println!(
+            "| operator | VmRSS | VmHWM | CPU (utime+stime) over {}s |",
+            window.as_secs()
+        );
+        println!("|---|---|---|---|");
+        for (label, c) in &rows {
+            println!(
+                "| {label} | {:.1} MiB | {:.1} MiB | {:.1}% of one core |",
+                c.rss_kib as f64 / 1024.0,
+                c.hwm_kib as f64 / 1024.0,
+                c.cpu_percent
+            );
+        }
+        if let [(_, off), (_, on)] = &rows[..] {
+            println!(
+                "\nThe autoscaler adds {:.1} MiB RSS and {:.1}% of a core over {fake_clusters} idle clusters.",
+                (on.rss_kib as f64 - off.rss_kib as f64) / 1024.0,
+                on.cpu_percent - off.cpu_percent
+            );
+        }
+        if !latencies.is_empty() {
+            println!(
+                "\nNew demand on the probe to its worker pod's watch event, {} runs: min {:.3} s, median {:.3} s, p90 {:.3} s, worst {:.3} s.",
+                latencies.len(),
+                latencies[0],
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.9),
+                latencies[latencies.len() - 1]
             );
         }
     }

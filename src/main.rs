@@ -68,6 +68,11 @@ struct RunArgs {
     /// Milliseconds between two reads of a cluster's GCS.
     #[arg(long, default_value_t = 1000)]
     autoscaler_interval_ms: u64,
+    /// Milliseconds between two reads of a quiet cluster's GCS: one with no
+    /// queued demand, nothing launching or draining, every worker in Ray.
+    /// New demand on it waits half of this on average before it is seen.
+    #[arg(long, default_value_t = 1000)]
+    autoscaler_quiet_interval_ms: u64,
     /// Seconds a running head's GCS may stay unreachable before the cluster
     /// restarts (AutoscalingExceptionRecovery).
     #[arg(long, default_value_t = 30)]
@@ -151,6 +156,9 @@ fn run(args: RunArgs) -> ExitCode {
             autoscaler: ray_operator::operator::autoscaler::task::Settings {
                 enabled: args.autoscaler,
                 interval: std::time::Duration::from_millis(args.autoscaler_interval_ms.max(100)),
+                quiet_interval: std::time::Duration::from_millis(
+                    args.autoscaler_quiet_interval_ms.max(100),
+                ),
                 grace: std::time::Duration::from_secs(args.gcs_grace_seconds),
                 ray_health: args.ray_health,
                 allow_gcs_address: args.allow_gcs_address,

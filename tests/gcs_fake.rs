@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
-use ray_operator::operator::autoscaler::gcs::{GcsClient, GcsOptions};
+use ray_operator::operator::autoscaler::gcs::{AutoscalerReport, GcsClient, GcsOptions};
 use ray_operator::operator::autoscaler::proto::autoscaler as pb;
 use ray_operator::operator::autoscaler::proto::autoscaler::autoscaler_state_service_server::{
     AutoscalerStateService, AutoscalerStateServiceServer,
@@ -28,7 +28,11 @@ struct Fake {
     token: Option<String>,
     /// Sleep this long in GetClusterResourceState.
     delay: Duration,
+    /// Ray nodes in GetClusterResourceState's reply.
+    nodes: usize,
     seen_ids: Mutex<Vec<String>>,
+    /// Pending instances of the last ReportAutoscalingState.
+    reported_pods: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -107,6 +111,15 @@ impl AutoscalerStateService for Gcs {
         Ok(Response::new(pb::GetClusterResourceStateReply {
             cluster_resource_state: Some(pb::ClusterResourceState {
                 cluster_resource_state_version: 3,
+                node_states: (0..self.0.nodes)
+                    .map(|i| pb::NodeState {
+                        node_id: vec![7; 28],
+                        instance_id: format!("worker-{i:06}"),
+                        ray_node_type_name: "cpu".into(),
+                        total_resources: [("CPU".to_string(), 4.0)].into(),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             }),
         }))
@@ -116,6 +129,12 @@ impl AutoscalerStateService for Gcs {
         req: Request<pb::ReportAutoscalingStateRequest>,
     ) -> Result<Response<pb::ReportAutoscalingStateReply>, Status> {
         self.check(&req)?;
+        let state = req.into_inner().autoscaling_state.unwrap_or_default();
+        *self.0.reported_pods.lock().unwrap() = state
+            .pending_instances
+            .into_iter()
+            .map(|p| p.instance_id)
+            .collect();
         Ok(Response::new(pb::ReportAutoscalingStateReply {}))
     }
     async fn request_cluster_resource_constraint(
@@ -161,28 +180,72 @@ async fn serve(fake: Arc<Fake>) -> String {
     addr.to_string()
 }
 
-/// A TCP relay to `target` on a free loopback port: its address, and how
-/// many connections it accepted and how many are still open.
-async fn relay(target: String) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let counts = (accepted.clone(), open.clone());
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            counts.0.fetch_add(1, Ordering::SeqCst);
-            counts.1.fetch_add(1, Ordering::SeqCst);
-            let open = counts.1.clone();
-            let target = target.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                open.fetch_sub(1, Ordering::SeqCst);
-            });
+/// A TCP relay to `target` on a free loopback port.
+struct Relay {
+    addr: String,
+    /// Connections accepted, and still open.
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = Relay {
+            addr: listener.local_addr().unwrap().to_string(),
+            accepted: Arc::default(),
+            open: Arc::default(),
+            links: Arc::default(),
+        };
+        let (accepted, open, links) = (
+            relay.accepted.clone(),
+            relay.open.clone(),
+            relay.links.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                open.fetch_add(1, Ordering::SeqCst);
+                let open = open.clone();
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    /// Counts the link closed however its task ends (aborted included).
+                    struct Closed(Arc<AtomicUsize>);
+                    impl Drop for Closed {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _closed = Closed(open);
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        relay
+    }
+
+    /// Closes every open connection, as a restarting server or a proxy's
+    /// idle timeout would.
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
         }
-    });
-    (addr, accepted, open)
+    }
+
+    async fn wait_closed(&self) {
+        let t = Instant::now();
+        while self.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the connection stays open"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 fn fake(id: u8) -> Arc<Fake> {
@@ -288,27 +351,67 @@ async fn a_slow_gcs_times_out() {
 
 #[tokio::test]
 async fn disconnect_closes_the_connection_and_the_next_call_opens_one() {
-    let (addr, accepted, open) = relay(serve(fake(1)).await).await;
-    let gcs = GcsClient::new(GcsOptions::new(addr)).unwrap();
+    let relay = Relay::start(serve(fake(1)).await).await;
+    let gcs = GcsClient::new(GcsOptions::new(relay.addr.clone())).unwrap();
     assert!(!gcs.is_connected());
     // GetClusterId, then twice GetClusterResourceState + InternalKVGet: one connection.
     gcs.cluster_state().await.unwrap();
     gcs.cluster_state().await.unwrap();
     assert!(gcs.is_connected());
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(relay.accepted.load(Ordering::SeqCst), 1);
 
     gcs.disconnect();
     assert!(!gcs.is_connected());
-    let t = Instant::now();
-    while open.load(Ordering::SeqCst) > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "the connection stays open"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    relay.wait_closed().await;
     // A new connection; the cluster id is remembered.
     assert_eq!(gcs.cluster_state().await.unwrap().version, 3);
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
-    assert_eq!(open.load(Ordering::SeqCst), 1);
+    assert_eq!(relay.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(relay.open.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced_without_an_error() {
+    let relay = Relay::start(serve(fake(1)).await).await;
+    let gcs = GcsClient::new(GcsOptions::new(relay.addr.clone())).unwrap();
+    gcs.cluster_state().await.unwrap();
+    assert!(gcs.is_connected());
+    relay.cut();
+    relay.wait_closed().await;
+    // The held connection is dead; the call notices and retries on a new one.
+    assert_eq!(gcs.cluster_state().await.unwrap().version, 3);
+    assert_eq!(relay.accepted.load(Ordering::SeqCst), 2);
+    assert!(gcs.is_connected());
+}
+
+#[tokio::test]
+async fn replies_and_requests_larger_than_a_frame_and_a_window_go_through() {
+    // ~3,000 nodes: a reply of well over 64 KiB (the initial window) in many frames.
+    let fake = Arc::new(Fake {
+        cluster_id: Mutex::new(vec![1; 28]),
+        nodes: 3000,
+        ..Default::default()
+    });
+    let gcs = GcsClient::new(GcsOptions::new(serve(fake.clone()).await)).unwrap();
+    let state = gcs.cluster_state().await.unwrap();
+    assert_eq!(state.nodes.len(), 3000);
+    assert_eq!(state.nodes[2999].instance_id, "worker-002999");
+    // A report of 5,000 pending pods: a request larger than the server's window.
+    let pods: Vec<(String, String)> = (0..5000)
+        .map(|i| {
+            (
+                "cpu".to_string(),
+                format!("pending-pod-with-a-long-name-{i:06}"),
+            )
+        })
+        .collect();
+    let report = AutoscalerReport {
+        pending_pods: pods.clone(),
+        ..Default::default()
+    };
+    gcs.report_state(&report).await.unwrap();
+    let seen = fake.reported_pods.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5000);
+    assert_eq!(seen[4999], pods[4999].1);
+    // Still one healthy connection, for the next call.
+    assert_eq!(gcs.cluster_state().await.unwrap().nodes.len(), 3000);
 }

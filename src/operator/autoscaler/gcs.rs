@@ -7,23 +7,20 @@
 //! `GetClusterId`, fetched on first use) and, if configured, `authorization:
 //! Bearer <token>`. A call refused with `UNAUTHENTICATED` / `WrongClusterID`
 //! (Ray 2.47 and older: `ABORTED` / `AuthError`) means the head restarted with a new id: the id is re-read once and the call
-//! retried. The channel is lazy, so a head that is down shows up as a quick
-//! per-call error, never as a hang (connect ~1 s, call ~2 s by default).
+//! retried. The connection is opened by the first call and kept, so a head
+//! that is down shows up as a quick per-call error, never as a hang (connect
+//! ~1 s, call ~2 s by default).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Response, Status};
+use prost::Message;
+use tonic::Code;
 
+use super::grpc::{CallError, Channel};
 use super::proto::autoscaler as pb;
-use super::proto::autoscaler::autoscaler_state_service_client::AutoscalerStateServiceClient;
 use super::proto::ray_rpc;
-use super::proto::ray_rpc::internal_kv_gcs_service_client::InternalKvGcsServiceClient;
-use super::proto::ray_rpc::node_info_gcs_service_client::NodeInfoGcsServiceClient;
 pub use crate::operator::resources::ResourceBundle;
 
 /// Internal KV key under which `ray.autoscaler.sdk.request_resources` stores its
@@ -56,11 +53,8 @@ impl GcsOptions {
 /// A failed GCS call, naming the address and the call.
 #[derive(Debug, thiserror::Error)]
 pub enum GcsError {
-    #[error("GCS address {address:?} is invalid: {source}")]
-    InvalidAddress {
-        address: String,
-        source: tonic::transport::Error,
-    },
+    #[error("GCS address {address:?} is invalid: want host:port")]
+    InvalidAddress { address: String },
     #[error("GCS {address}: {call} failed: {code:?}: {message}")]
     Status {
         address: String,
@@ -199,55 +193,51 @@ pub struct AutoscalerReport {
 /// A client for one cluster's GCS. Cheap to share (`&self` methods); keep one per cluster.
 ///
 /// The HTTP/2 connection is opened on the first call and kept until
-/// [`GcsClient::disconnect`]. An open connection costs ~30-50 KiB even when
-/// idle (h2's 16 KiB write and 8 KiB read buffers, tonic's buffer task and
-/// hyper's connection task, none of them tunable), so a caller that polls a
-/// quiet cluster drops it between polls and pays one TCP + HTTP/2 handshake
-/// per poll instead.
+/// [`GcsClient::disconnect`] or until it fails. Idle, it costs a socket and a
+/// few hundred bytes (see [`Channel`]), so every cluster keeps its own open.
 pub struct GcsClient {
     opts: GcsOptions,
-    endpoint: Endpoint,
-    /// The open (or opening) connection; `None` after `disconnect`.
-    channel: Mutex<Option<Channel>>,
+    channel: Channel,
     cluster_id: Mutex<Option<String>>,
 }
 
+/// GCS services, as in the paths of their calls.
+const NODE_INFO: &str = "/ray.rpc.NodeInfoGcsService/";
+const INTERNAL_KV: &str = "/ray.rpc.InternalKVGcsService/";
+const AUTOSCALER: &str = "/ray.rpc.autoscaler.AutoscalerStateService/";
+
 impl GcsClient {
-    /// A client with a lazy channel: fails only on a malformed address.
+    /// A client that connects on its first call: fails only on an address
+    /// that is not `host:port`.
     pub fn new(opts: GcsOptions) -> Result<Self, GcsError> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", opts.address))
-            .map_err(|source| GcsError::InvalidAddress {
+        let valid = opts.address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && port.parse::<u16>().is_ok()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c))
+        });
+        if !valid {
+            return Err(GcsError::InvalidAddress {
                 address: opts.address.clone(),
-                source,
-            })?
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.call_timeout);
+            });
+        }
         Ok(GcsClient {
-            endpoint,
-            channel: Mutex::new(None),
+            channel: Channel::new(opts.address.clone(), opts.connect_timeout),
             opts,
             cluster_id: Mutex::new(None),
         })
     }
 
-    /// The connection, opened (lazily) if there is none.
-    fn channel(&self) -> Channel {
-        self.channel
-            .lock()
-            .expect("channel lock")
-            .get_or_insert_with(|| self.endpoint.connect_lazy())
-            .clone()
-    }
-
-    /// Closes the connection once the calls under way are done; the next call
-    /// opens a new one. The cluster id is kept.
+    /// Closes the idle connection; the next call opens a new one. The
+    /// cluster id is kept.
     pub fn disconnect(&self) {
-        self.channel.lock().expect("channel lock").take();
+        self.channel.disconnect();
     }
 
-    /// Whether a connection is held (open, or opened by the next call).
+    /// Whether a connection is held for the next call.
     pub fn is_connected(&self) -> bool {
-        self.channel.lock().expect("channel lock").is_some()
+        self.channel.is_connected()
     }
 
     /// Replaces the remembered cluster id, as if the head had restarted with a
@@ -264,9 +254,12 @@ impl GcsClient {
     /// The cluster id (28 bytes) as hex; also remembered for the metadata.
     pub async fn cluster_id(&self) -> Result<String, GcsError> {
         let reply = self
-            .raw_call("GetClusterId", None, ray_rpc::GetClusterIdRequest {}, |ch, req| async move {
-                NodeInfoGcsServiceClient::new(ch).get_cluster_id(req).await
-            })
+            .raw_call::<ray_rpc::GetClusterIdReply>(
+                NODE_INFO,
+                "GetClusterId",
+                None,
+                &ray_rpc::GetClusterIdRequest {},
+            )
             .await?;
         self.check_gcs_status("GetClusterId", reply.status.as_ref())?;
         let id = to_hex(&reply.cluster_id);
@@ -278,15 +271,11 @@ impl GcsClient {
     /// `request_resources` bundles from the internal KV (used when the GCS
     /// reports no constraint itself, i.e. Ray's autoscaler v2 is off).
     pub async fn cluster_state(&self) -> Result<ClusterState, GcsError> {
-        let reply = self
+        let reply: pb::GetClusterResourceStateReply = self
             .call(
+                AUTOSCALER,
                 "GetClusterResourceState",
-                pb::GetClusterResourceStateRequest::default(),
-                |ch, req| async move {
-                    AutoscalerStateServiceClient::new(ch)
-                        .get_cluster_resource_state(req)
-                        .await
-                },
+                &pb::GetClusterResourceStateRequest::default(),
             )
             .await?;
         let mut state = convert_state(reply.cluster_resource_state.unwrap_or_default());
@@ -304,13 +293,7 @@ impl GcsClient {
             key: RESOURCE_REQUEST_KV_KEY.as_bytes().to_vec(),
             namespace: vec![],
         };
-        let reply = self
-            .call(CALL, req, |ch, req| async move {
-                InternalKvGcsServiceClient::new(ch)
-                    .internal_kv_get(req)
-                    .await
-            })
-            .await?;
+        let reply: ray_rpc::InternalKvGetReply = self.call(INTERNAL_KV, CALL, &req).await?;
         // A missing key is reported as NotFound (code 17) in the GcsStatus.
         if reply.status.as_ref().is_some_and(|s| s.code != 0) || reply.value.is_empty() {
             return Ok(vec![]);
@@ -341,11 +324,7 @@ impl GcsClient {
             reason_message: message.into(),
             deadline_timestamp_ms: deadline_ms,
         };
-        let reply = self
-            .call("DrainNode", req, |ch, req| async move {
-                AutoscalerStateServiceClient::new(ch).drain_node(req).await
-            })
-            .await?;
+        let reply: pb::DrainNodeReply = self.call(AUTOSCALER, "DrainNode", &req).await?;
         Ok(DrainOutcome {
             accepted: reply.is_accepted,
             rejection: reply.rejection_reason_message,
@@ -383,12 +362,8 @@ impl GcsClient {
         let req = pb::ReportAutoscalingStateRequest {
             autoscaling_state: Some(state),
         };
-        self.call("ReportAutoscalingState", req, |ch, req| async move {
-            AutoscalerStateServiceClient::new(ch)
-                .report_autoscaling_state(req)
-                .await
-        })
-        .await?;
+        self.call::<pb::ReportAutoscalingStateReply>(AUTOSCALER, "ReportAutoscalingState", &req)
+            .await?;
         Ok(())
     }
 
@@ -410,14 +385,10 @@ impl GcsClient {
         let req = pb::RequestClusterResourceConstraintRequest {
             cluster_resource_constraint: Some(constraint),
         };
-        self.call(
+        self.call::<pb::RequestClusterResourceConstraintReply>(
+            AUTOSCALER,
             "RequestClusterResourceConstraint",
-            req,
-            |ch, req| async move {
-                AutoscalerStateServiceClient::new(ch)
-                    .request_cluster_resource_constraint(req)
-                    .await
-            },
+            &req,
         )
         .await?;
         Ok(())
@@ -425,70 +396,73 @@ impl GcsClient {
 
     /// A call with the cluster id metadata; re-reads the id once if the GCS
     /// says it is wrong (the head restarted).
-    async fn call<Req, Rep, F, Fut>(
+    async fn call<Rep: Message + Default>(
         &self,
+        service: &'static str,
         call: &'static str,
-        req: Req,
-        f: F,
-    ) -> Result<Rep, GcsError>
-    where
-        Req: Clone,
-        F: Fn(Channel, Request<Req>) -> Fut,
-        Fut: Future<Output = Result<Response<Rep>, Status>>,
-    {
+        req: &impl Message,
+    ) -> Result<Rep, GcsError> {
         let known = self.cluster_id.lock().expect("cluster id lock").clone();
         let id = match known {
             Some(id) => id,
             None => self.cluster_id().await?,
         };
-        match self.raw_call(call, Some(&id), req.clone(), &f).await {
+        match self.raw_call(service, call, Some(&id), req).await {
             Err(GcsError::Status {
                 code, ref message, ..
             }) if is_wrong_cluster_id(code, message) => {
                 tracing::info!(address = %self.opts.address, call, "GCS cluster id changed (head restarted); re-reading it");
                 let id = self.cluster_id().await?;
-                self.raw_call(call, Some(&id), req, &f).await
+                self.raw_call(service, call, Some(&id), req).await
             }
             other => other,
         }
     }
 
-    async fn raw_call<Req, Rep, F, Fut>(
+    async fn raw_call<Rep: Message + Default>(
         &self,
+        service: &'static str,
         call: &'static str,
         id: Option<&str>,
-        req: Req,
-        f: F,
-    ) -> Result<Rep, GcsError>
-    where
-        F: Fn(Channel, Request<Req>) -> Fut,
-        Fut: Future<Output = Result<Response<Rep>, Status>>,
-    {
-        let mut request = Request::new(req);
-        request.set_timeout(self.opts.call_timeout);
-        let md = request.metadata_mut();
+        req: &impl Message,
+    ) -> Result<Rep, GcsError> {
+        let mut metadata = Vec::with_capacity(2);
         if let Some(id) = id {
-            md.insert(
-                "ray_cluster_id",
-                MetadataValue::try_from(id).expect("hex is valid metadata"),
-            );
+            metadata.push(("ray_cluster_id", id));
         }
+        let bearer;
         if let Some(token) = &self.opts.auth_token {
-            let value = MetadataValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| self.reply_error(call, "auth token is not valid metadata".into()))?;
-            md.insert("authorization", value);
+            // A header value is visible ASCII (RFC 9110 §5.5), as tonic checked.
+            if !token.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(self.reply_error(call, "auth token is not valid metadata".into()));
+            }
+            bearer = format!("Bearer {token}");
+            metadata.push(("authorization", bearer.as_str()));
         }
-        // The endpoint has the same timeout; this also bounds connecting.
+        let path = format!("{service}{call}");
+        let message = req.encode_to_vec();
+        // Connecting and calling each have their own bound; this bounds both.
         let budget = self.opts.call_timeout + self.opts.connect_timeout;
-        match tokio::time::timeout(budget, f(self.channel(), request)).await {
+        let unary = self
+            .channel
+            .unary(&path, &metadata, self.opts.call_timeout, &message);
+        let status = |code: Code, message: String| GcsError::Status {
+            address: self.opts.address.clone(),
+            call,
+            code,
+            message,
+        };
+        match tokio::time::timeout(budget, unary).await {
             Err(_) => Err(GcsError::Timeout {
                 address: self.opts.address.clone(),
                 call,
                 timeout: budget,
             }),
-            // tonic's own per-request timeout (the endpoint's).
-            Ok(Err(status))
-                if status.code() == Code::Cancelled && status.message().contains("Timeout") =>
+            // The server gave up at the deadline sent as `grpc-timeout`
+            // (tonic's servers say CANCELLED "Timeout expired").
+            Ok(Err(CallError::Status { code, message }))
+                if Code::from_i32(code) == Code::DeadlineExceeded
+                    || (Code::from_i32(code) == Code::Cancelled && message.contains("Timeout")) =>
             {
                 Err(GcsError::Timeout {
                     address: self.opts.address.clone(),
@@ -496,13 +470,15 @@ impl GcsClient {
                     timeout: self.opts.call_timeout,
                 })
             }
-            Ok(Err(status)) => Err(GcsError::Status {
-                address: self.opts.address.clone(),
-                call,
-                code: status.code(),
-                message: status.message().to_string(),
-            }),
-            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(CallError::Status { code, message })) => {
+                Err(status(Code::from_i32(code), message))
+            }
+            Ok(Err(e @ (CallError::Connect(_) | CallError::Io(_)))) => {
+                Err(status(Code::Unavailable, e.to_string()))
+            }
+            Ok(Err(e @ CallError::Protocol(_))) => Err(status(Code::Internal, e.to_string())),
+            Ok(Ok(reply)) => Rep::decode(reply.as_slice())
+                .map_err(|e| self.reply_error(call, format!("undecodable reply: {e}"))),
         }
     }
 

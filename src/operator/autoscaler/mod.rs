@@ -5,6 +5,7 @@
 #[cfg(test)]
 mod fake_gcs;
 pub mod gcs;
+mod grpc;
 pub mod planner;
 pub mod proto;
 pub mod task;

@@ -28,6 +28,9 @@ use crate::operator::reconcile::validate;
 use crate::operator::resources::format_bundle;
 use crate::operator::writer::Writer;
 
+/// How often an unchanged report is sent to Ray anyway.
+const REREPORT: Duration = Duration::from_secs(30);
+
 /// How the autoscaler runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -35,6 +38,9 @@ pub struct Settings {
     pub enabled: bool,
     /// Time between two reads of a cluster's GCS.
     pub interval: Duration,
+    /// Time between two reads of a quiet cluster's GCS (see [`quiet`]): new
+    /// demand waits half of it on average before it is seen.
+    pub quiet_interval: Duration,
     /// How long a running head's GCS may stay unreachable before the cluster
     /// counts as failed (`AutoscalingExceptionRecovery`).
     pub grace: Duration,
@@ -139,6 +145,10 @@ struct Round {
     last_decision: Option<(String, String)>,
     last_error: Option<String>,
     report_version: i64,
+    /// What Ray was last told (versions zeroed), at which state version and
+    /// when: an unchanged report is not sent again, except every
+    /// [`REREPORT`] and after the GCS restarted (its state version fell).
+    last_report: Option<(AutoscalerReport, i64, Instant)>,
     /// The spec generation last checked, with what checking it gave: a
     /// round re-validates and re-parses the pod configs only when the spec
     /// changes, not every second of every cluster.
@@ -150,10 +160,10 @@ type Checked = Arc<(validate::ValidatedCluster, AutoscalerConfig)>;
 
 async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Deps>) {
     let mut round = Round::new(key, reference);
-    let mut ticker = tokio::time::interval(ctx.settings.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = tokio::time::Instant::now();
     loop {
-        ticker.tick().await;
+        tokio::time::sleep_until(next).await;
+        let started = tokio::time::Instant::now();
         let Some(object) = ctx.caches.clusters.get(&round.reference) else {
             break;
         };
@@ -166,15 +176,26 @@ async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<
         }
         // Boxed: the round's future (tonic calls included) is large and only
         // lives during the round, not in every idle task between rounds.
-        match Box::pin(round.step(&ctx, cluster)).await {
+        let quiet = match Box::pin(round.step(&ctx, cluster)).await {
             // Said once per change, so a head that stays down does not flood the log.
             Err(message) if round.last_error.as_ref() != Some(&message) => {
                 tracing::info!(cluster = %round.name, namespace = %round.namespace, "autoscaler waits: {message}");
                 round.last_error = Some(message);
+                false
             }
-            Err(_) => {}
-            Ok(()) => round.last_error = None,
-        }
+            Err(_) => false,
+            Ok(quiet) => {
+                round.last_error = None;
+                quiet
+            }
+        };
+        let settings = &ctx.settings;
+        next = started
+            + if quiet {
+                settings.quiet_interval
+            } else {
+                settings.interval
+            };
     }
     ctx.board.forget(&round.key);
 }
@@ -195,6 +216,7 @@ impl Round {
             last_decision: None,
             last_error: None,
             report_version: 0,
+            last_report: None,
             checked: None,
         }
     }
@@ -216,8 +238,9 @@ impl Round {
         Ok(checked)
     }
 
-    /// One read-plan-act round. An `Err` is a reason to skip the round.
-    async fn step(&mut self, ctx: &Deps, cluster: &RayCluster) -> Result<(), String> {
+    /// One read-plan-act round: whether the cluster is [`quiet`]. An `Err`
+    /// is a reason to skip the round.
+    async fn step(&mut self, ctx: &Deps, cluster: &RayCluster) -> Result<bool, String> {
         let checked = self.checked(cluster)?;
         let (validated, config) = (&checked.0, &checked.1);
         let pods = pod_plan::observed(&ctx.caches, &self.namespace, &self.name);
@@ -258,7 +281,7 @@ impl Round {
                         ..AutoscalerView::default()
                     },
                 );
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => {
                 let since = *self.unreachable_since.get_or_insert_with(Instant::now);
@@ -295,7 +318,7 @@ impl Round {
                     ..AutoscalerView::default()
                 },
             );
-            return Ok(());
+            return Ok(true);
         }
         let workers: Vec<WorkerPod> = pods
             .iter()
@@ -309,11 +332,7 @@ impl Round {
         let plan = planner::plan(config, &workers, &state);
         let scaling = self.drain(&client, &plan).await;
         self.report(ctx, cluster, &plan, &state, &pods).await;
-        if quiet(&plan, &state, &workers) {
-            // Most clusters are idle most of the time: a connection per round
-            // costs less than holding one open (see `GcsClient`).
-            client.disconnect();
-        }
+        let quiet = quiet(&plan, &state, &workers);
         let status = self.status(&plan, &scaling);
         ctx.board.post(
             &self.key,
@@ -326,7 +345,7 @@ impl Round {
                 unsupported: None,
             },
         );
-        Ok(())
+        Ok(quiet)
     }
 
     async fn client(
@@ -413,11 +432,10 @@ impl Round {
             }
             self.infeasible = infeasible;
         }
-        self.report_version += 1;
         let joined: BTreeSet<&str> = state.nodes.iter().map(|n| n.instance_id.as_str()).collect();
-        let report = AutoscalerReport {
-            last_seen_version: state.version,
-            autoscaler_version: self.report_version,
+        let mut report = AutoscalerReport {
+            last_seen_version: 0,
+            autoscaler_version: 0,
             launching: plan.launch.iter().map(|(t, n)| (t.clone(), *n)).collect(),
             pending_pods: pods
                 .iter()
@@ -426,10 +444,27 @@ impl Round {
                 .collect(),
             infeasible: plan.infeasible.clone(),
         };
-        if let Some((_, client)) = &self.client
-            && let Err(e) = client.report_state(&report).await
-        {
-            tracing::debug!(cluster = %self.name, namespace = %self.namespace, "reporting to Ray: {e}");
+        let told = self
+            .last_report
+            .as_ref()
+            .is_some_and(|(last, version, at)| {
+                *last == report && state.version >= *version && at.elapsed() < REREPORT
+            });
+        let Some((_, client)) = &self.client else {
+            return;
+        };
+        if told {
+            return;
+        }
+        let content = report.clone();
+        self.report_version += 1;
+        report.last_seen_version = state.version;
+        report.autoscaler_version = self.report_version;
+        match client.report_state(&report).await {
+            Ok(()) => self.last_report = Some((content, state.version, Instant::now())),
+            Err(e) => {
+                tracing::debug!(cluster = %self.name, namespace = %self.namespace, "reporting to Ray: {e}");
+            }
         }
     }
 
@@ -460,7 +495,7 @@ impl Round {
 
 /// Nothing asked for and nothing under way: no queued demand, nothing to
 /// launch or drain, no Ray node draining and every worker pod joined. Such a
-/// cluster closes its GCS connection between rounds; any other keeps it.
+/// cluster is read every `quiet_interval`; any other every `interval`.
 fn quiet(plan: &Plan, state: &ClusterState, workers: &[WorkerPod]) -> bool {
     plan.launch.is_empty()
         && plan.drain.is_empty()
