@@ -155,8 +155,17 @@ struct Round {
     checked: Option<(Option<i64>, Checked)>,
 }
 
-/// A spec the round can act on: validated, and its autoscaling part.
-type Checked = Arc<(validate::ValidatedCluster, AutoscalerConfig)>;
+/// What a round reads of a spec that validated: where its GCS is, and its
+/// autoscaling part. Not the validated spec itself: its parsed pod specs
+/// would be ~10 KiB per idle cluster kept between rounds.
+struct RoundSpec {
+    /// The GCS's `host:port`.
+    address: String,
+    auth_token_secret: Option<String>,
+    config: AutoscalerConfig,
+}
+
+type Checked = Arc<RoundSpec>;
 
 async fn run_cluster(key: String, reference: ObjectRef<ClusterObject>, ctx: Arc<Deps>) {
     let mut round = Round::new(key, reference);
@@ -224,7 +233,11 @@ impl Round {
     /// The cluster's spec checked, from the last round when its generation
     /// has not changed. A spec that fails is checked again next round (the
     /// reconciler reports it).
-    fn checked(&mut self, cluster: &RayCluster) -> Result<Checked, String> {
+    fn checked(
+        &mut self,
+        cluster: &RayCluster,
+        allow_gcs_address: bool,
+    ) -> Result<Checked, String> {
         let generation = cluster.metadata.generation;
         if let Some((seen, checked)) = &self.checked
             && *seen == generation
@@ -233,7 +246,15 @@ impl Round {
         }
         let validated = validate::validate(cluster).map_err(|e| e.to_string())?;
         let config = AutoscalerConfig::from_spec(&cluster.spec).map_err(|e| e.to_string())?;
-        let checked = Arc::new((validated, config));
+        let address = match validated.gcs_address.clone() {
+            Some(address) if allow_gcs_address => address,
+            _ => format!("{}:{GCS_PORT}", head_address(&validated)),
+        };
+        let checked = Arc::new(RoundSpec {
+            address,
+            auth_token_secret: validated.auth_token_secret,
+            config,
+        });
         self.checked = Some((generation, checked.clone()));
         Ok(checked)
     }
@@ -241,8 +262,8 @@ impl Round {
     /// One read-plan-act round: whether the cluster is [`quiet`]. An `Err`
     /// is a reason to skip the round.
     async fn step(&mut self, ctx: &Deps, cluster: &RayCluster) -> Result<bool, String> {
-        let checked = self.checked(cluster)?;
-        let (validated, config) = (&checked.0, &checked.1);
+        let checked = self.checked(cluster, ctx.settings.allow_gcs_address)?;
+        let config = &checked.config;
         let pods = pod_plan::observed(&ctx.caches, &self.namespace, &self.name);
         let head = pods
             .iter()
@@ -256,12 +277,8 @@ impl Round {
             self.unreachable_since = None;
             self.client = None;
         }
-        let address = match validated.gcs_address.clone() {
-            Some(address) if ctx.settings.allow_gcs_address => address,
-            _ => format!("{}:{GCS_PORT}", head_address(validated)),
-        };
         let client = self
-            .client(ctx, &address, validated.auth_token_secret.as_deref())
+            .client(ctx, &checked.address, checked.auth_token_secret.as_deref())
             .await?;
         let state = match client.cluster_state().await {
             Ok(state) => state,

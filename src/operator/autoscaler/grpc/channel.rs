@@ -114,9 +114,11 @@ struct Conn {
     stream_initial: i64,
     /// Bytes read past the end of the last call (the start of a later frame).
     leftover: Vec<u8>,
-    decoder: hpack::Decoder<'static>,
+    decoder: headers::Decoder,
     /// The server sent GOAWAY: finish the call, then close.
     going_away: bool,
+    /// DATA received since the connection's window was last topped up.
+    conn_recv: i64,
 }
 
 /// What one call has received so far.
@@ -127,7 +129,6 @@ struct Progress {
     block: Vec<u8>,
     body: Vec<u8>,
     stream_recv: i64,
-    conn_recv: i64,
     /// The stream's last HEADERS had END_STREAM.
     ending: bool,
     done: bool,
@@ -153,8 +154,9 @@ impl Conn {
             send_window: frame::DEFAULT_WINDOW,
             stream_initial: frame::DEFAULT_WINDOW,
             leftover: Vec::new(),
-            decoder: hpack::Decoder::new(),
+            decoder: headers::Decoder::default(),
             going_away: false,
+            conn_recv: 0,
         };
         let mut out = frame::PREFACE.to_vec();
         frame::push_settings(
@@ -246,7 +248,7 @@ impl Conn {
                         h.length
                     ))));
                 }
-                buf.reserve(frame::DEFAULT_MAX_FRAME + 9);
+                buf.reserve(4096);
                 match self.stream.read_buf(&mut buf).await {
                     Ok(0) => {
                         let eof = std::io::Error::new(
@@ -347,10 +349,11 @@ impl Conn {
             }
             frame::DATA => {
                 let len = h.length as i64;
-                progress.conn_recv += len;
-                if progress.conn_recv >= WINDOW / 2 {
-                    frame::push_window_update(out, 0, progress.conn_recv as u32);
-                    progress.conn_recv = 0;
+                // Counted over all calls: the connection's window is shared.
+                self.conn_recv += len;
+                if self.conn_recv >= WINDOW / 2 {
+                    frame::push_window_update(out, 0, self.conn_recv as u32);
+                    self.conn_recv = 0;
                 }
                 if h.stream == id {
                     progress.any_frame = true;
@@ -386,7 +389,7 @@ impl Conn {
                     let fields = self
                         .decoder
                         .decode(&block)
-                        .map_err(|e| protocol(format!("bad header block: {e:?}")))?;
+                        .map_err(|e| protocol(format!("bad header block: {e}")))?;
                     if h.stream == id {
                         progress.any_frame = true;
                         progress.response.absorb(&fields);
