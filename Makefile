@@ -123,10 +123,14 @@ bench-render: helm
 # --- autoscaler benchmark (benches/autoscaler.rs; needs `make ray`) ---
 .PHONY: bench-autoscaler
 
-# Scale-up latency (.remote() to worker pod) and the cost of 1000 idle clusters, release build.
-# BENCH_RUNS, BENCH_INTERVALS (ms, comma-separated), BENCH_CLUSTERS, BENCH_WINDOW_S tune it.
+# Scale-up latency (.remote() to worker pod), the cost of 1000 idle clusters polling a real head,
+# and of 10,000 polling fake GCS servers with a probe's demand-to-pod time; release build, on a
+# private kwok control plane (/tmp/ray-bench-autoscaler, ports from 28483), stopped afterwards.
+# BENCH_RUNS, BENCH_INTERVALS (ms, comma-separated), BENCH_CLUSTERS, BENCH_FAKE_CLUSTERS,
+# BENCH_QUIET_MS, BENCH_WINDOW_S tune it.
 bench-autoscaler: ray
-	cargo bench --bench autoscaler
+	KWOK_CLUSTER_DIR=/tmp/ray-bench-autoscaler KWOK_PORT_BASE=28483 cargo bench --bench autoscaler; \
+	  rc=$$?; CLUSTER_DIR=/tmp/ray-bench-autoscaler hack/cluster-down.sh >/dev/null; exit $$rc
 # --- end autoscaler benchmark ---
 
 # --- benchmarks on a private control plane (hack/bench-plane.sh, benches/operator.rs, benches/scale.rs) ---

@@ -205,6 +205,15 @@ pub struct GcsClient {
 const NODE_INFO: &str = "/ray.rpc.NodeInfoGcsService/";
 const INTERNAL_KV: &str = "/ray.rpc.InternalKVGcsService/";
 const AUTOSCALER: &str = "/ray.rpc.autoscaler.AutoscalerStateService/";
+const KV_GET: &str = "InternalKVGet";
+
+/// The internal KV read of `request_resources`' bundles.
+fn resource_request_kv() -> ray_rpc::InternalKvGetRequest {
+    ray_rpc::InternalKvGetRequest {
+        key: RESOURCE_REQUEST_KV_KEY.as_bytes().to_vec(),
+        namespace: vec![],
+    }
+}
 
 impl GcsClient {
     /// A client that connects on its first call: fails only on an address
@@ -253,14 +262,11 @@ impl GcsClient {
 
     /// The cluster id (28 bytes) as hex; also remembered for the metadata.
     pub async fn cluster_id(&self) -> Result<String, GcsError> {
-        let reply = self
-            .raw_call::<ray_rpc::GetClusterIdReply>(
-                NODE_INFO,
-                "GetClusterId",
-                None,
-                &ray_rpc::GetClusterIdRequest {},
-            )
-            .await?;
+        const CALL: &str = "GetClusterId";
+        let request = ray_rpc::GetClusterIdRequest {}.encode_to_vec();
+        let mut replies = self.raw_calls(&[(NODE_INFO, CALL, request)], None).await?;
+        let reply: ray_rpc::GetClusterIdReply =
+            self.decode(CALL, &replies.pop().expect("a reply per call")?)?;
         self.check_gcs_status("GetClusterId", reply.status.as_ref())?;
         let id = to_hex(&reply.cluster_id);
         *self.cluster_id.lock().expect("cluster id lock") = Some(id.clone());
@@ -271,16 +277,22 @@ impl GcsClient {
     /// `request_resources` bundles from the internal KV (used when the GCS
     /// reports no constraint itself, i.e. Ray's autoscaler v2 is off).
     pub async fn cluster_state(&self) -> Result<ClusterState, GcsError> {
-        let reply: pb::GetClusterResourceStateReply = self
-            .call(
-                AUTOSCALER,
-                "GetClusterResourceState",
-                &pb::GetClusterResourceStateRequest::default(),
-            )
-            .await?;
-        let mut state = convert_state(reply.cluster_resource_state.unwrap_or_default());
+        // Both calls in one write: an idle cluster's round is one exchange.
+        let state_request = pb::GetClusterResourceStateRequest::default().encode_to_vec();
+        let kv_request = resource_request_kv().encode_to_vec();
+        let calls = [
+            (AUTOSCALER, "GetClusterResourceState", state_request),
+            (INTERNAL_KV, KV_GET, kv_request),
+        ];
+        let mut replies = self.calls(&calls).await?.into_iter();
+        let (state, kv) = (replies.next(), replies.next());
+        let state = state.expect("a reply per call")?;
+        let state: pb::GetClusterResourceStateReply =
+            self.decode("GetClusterResourceState", &state)?;
+        let mut state = convert_state(state.cluster_resource_state.unwrap_or_default());
         if state.constraints.is_empty() {
-            state.constraints = self.resource_request().await?;
+            let kv = kv.expect("a reply per call")?;
+            state.constraints = self.kv_bundles(self.decode(KV_GET, &kv)?)?;
         }
         Ok(state)
     }
@@ -288,17 +300,21 @@ impl GcsClient {
     /// The bundles last set by `ray.autoscaler.sdk.request_resources` (KV key
     /// [`RESOURCE_REQUEST_KV_KEY`]); empty if never set.
     pub async fn resource_request(&self) -> Result<Vec<ResourceBundle>, GcsError> {
-        const CALL: &str = "InternalKVGet";
-        let req = ray_rpc::InternalKvGetRequest {
-            key: RESOURCE_REQUEST_KV_KEY.as_bytes().to_vec(),
-            namespace: vec![],
-        };
-        let reply: ray_rpc::InternalKvGetReply = self.call(INTERNAL_KV, CALL, &req).await?;
+        let reply = self
+            .call(INTERNAL_KV, KV_GET, &resource_request_kv())
+            .await?;
+        self.kv_bundles(reply)
+    }
+
+    fn kv_bundles(
+        &self,
+        reply: ray_rpc::InternalKvGetReply,
+    ) -> Result<Vec<ResourceBundle>, GcsError> {
         // A missing key is reported as NotFound (code 17) in the GcsStatus.
         if reply.status.as_ref().is_some_and(|s| s.code != 0) || reply.value.is_empty() {
             return Ok(vec![]);
         }
-        parse_resource_request(&reply.value).map_err(|message| self.reply_error(CALL, message))
+        parse_resource_request(&reply.value).map_err(|message| self.reply_error(KV_GET, message))
     }
 
     /// Asks Ray to drain a node; for [`DrainReason::IdleTermination`] Ray
@@ -402,30 +418,51 @@ impl GcsClient {
         call: &'static str,
         req: &impl Message,
     ) -> Result<Rep, GcsError> {
+        let mut replies = self.calls(&[(service, call, req.encode_to_vec())]).await?;
+        let reply = replies.pop().expect("a reply per call")?;
+        self.decode(call, &reply)
+    }
+
+    /// Calls (service, call, encoded request) sent together with the cluster
+    /// id metadata, a reply (encoded) or error each; all again once, after
+    /// re-reading the id, if the GCS says it is wrong.
+    async fn calls(
+        &self,
+        calls: &[(&'static str, &'static str, Vec<u8>)],
+    ) -> Result<Vec<Result<Vec<u8>, GcsError>>, GcsError> {
         let known = self.cluster_id.lock().expect("cluster id lock").clone();
         let id = match known {
             Some(id) => id,
             None => self.cluster_id().await?,
         };
-        match self.raw_call(service, call, Some(&id), req).await {
-            Err(GcsError::Status {
-                code, ref message, ..
-            }) if is_wrong_cluster_id(code, message) => {
-                tracing::info!(address = %self.opts.address, call, "GCS cluster id changed (head restarted); re-reading it");
-                let id = self.cluster_id().await?;
-                self.raw_call(service, call, Some(&id), req).await
-            }
-            other => other,
+        let replies = self.raw_calls(calls, Some(&id)).await?;
+        let stale = replies.iter().any(|r| {
+            matches!(r, Err(GcsError::Status { code, message, .. }) if is_wrong_cluster_id(*code, message))
+        });
+        if !stale {
+            return Ok(replies);
         }
+        tracing::info!(address = %self.opts.address, call = calls[0].1, "GCS cluster id changed (head restarted); re-reading it");
+        let id = self.cluster_id().await?;
+        self.raw_calls(calls, Some(&id)).await
     }
 
-    async fn raw_call<Rep: Message + Default>(
+    fn decode<Rep: Message + Default>(
         &self,
-        service: &'static str,
         call: &'static str,
-        id: Option<&str>,
-        req: &impl Message,
+        reply: &[u8],
     ) -> Result<Rep, GcsError> {
+        Rep::decode(reply).map_err(|e| self.reply_error(call, format!("undecodable reply: {e}")))
+    }
+
+    /// The calls on the wire: an error for the whole batch if the channel
+    /// failed (no connection, timeout), else one outcome per call.
+    async fn raw_calls(
+        &self,
+        calls: &[(&'static str, &'static str, Vec<u8>)],
+        id: Option<&str>,
+    ) -> Result<Vec<Result<Vec<u8>, GcsError>>, GcsError> {
+        let first = calls.first().map_or("", |c| c.1);
         let mut metadata = Vec::with_capacity(2);
         if let Some(id) = id {
             metadata.push(("ray_cluster_id", id));
@@ -434,51 +471,61 @@ impl GcsClient {
         if let Some(token) = &self.opts.auth_token {
             // A header value is visible ASCII (RFC 9110 §5.5), as tonic checked.
             if !token.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(self.reply_error(call, "auth token is not valid metadata".into()));
+                return Err(self.reply_error(first, "auth token is not valid metadata".into()));
             }
             bearer = format!("Bearer {token}");
             metadata.push(("authorization", bearer.as_str()));
         }
-        let path = format!("{service}{call}");
-        let message = req.encode_to_vec();
+        let paths: Vec<String> = calls
+            .iter()
+            .map(|(service, call, _)| format!("{service}{call}"))
+            .collect();
+        let batch: Vec<(&str, &[u8])> = (paths.iter().zip(calls))
+            .map(|(path, (_, _, message))| (path.as_str(), message.as_slice()))
+            .collect();
         // Connecting and calling each have their own bound; this bounds both.
         let budget = self.opts.call_timeout + self.opts.connect_timeout;
-        let unary = self
+        let sent = self
             .channel
-            .unary(&path, &metadata, self.opts.call_timeout, &message);
+            .batch(&batch, &metadata, self.opts.call_timeout);
+        match tokio::time::timeout(budget, sent).await {
+            Err(_) => Err(GcsError::Timeout {
+                address: self.opts.address.clone(),
+                call: first,
+                timeout: budget,
+            }),
+            Ok(Err(e)) => Err(self.call_error(first, e)),
+            Ok(Ok(replies)) => Ok((replies.into_iter().zip(calls))
+                .map(|(reply, (_, call, _))| reply.map_err(|e| self.call_error(call, e)))
+                .collect()),
+        }
+    }
+
+    fn call_error(&self, call: &'static str, e: CallError) -> GcsError {
         let status = |code: Code, message: String| GcsError::Status {
             address: self.opts.address.clone(),
             call,
             code,
             message,
         };
-        match tokio::time::timeout(budget, unary).await {
-            Err(_) => Err(GcsError::Timeout {
-                address: self.opts.address.clone(),
-                call,
-                timeout: budget,
-            }),
+        match e {
             // The server gave up at the deadline sent as `grpc-timeout`
             // (tonic's servers say CANCELLED "Timeout expired").
-            Ok(Err(CallError::Status { code, message }))
+            CallError::Status { code, message }
                 if Code::from_i32(code) == Code::DeadlineExceeded
                     || (Code::from_i32(code) == Code::Cancelled && message.contains("Timeout")) =>
             {
-                Err(GcsError::Timeout {
+                GcsError::Timeout {
                     address: self.opts.address.clone(),
                     call,
                     timeout: self.opts.call_timeout,
-                })
+                }
             }
-            Ok(Err(CallError::Status { code, message })) => {
-                Err(status(Code::from_i32(code), message))
+            CallError::Status { code, message } => status(Code::from_i32(code), message),
+            e @ (CallError::Connect(_) | CallError::Io(_)) => {
+                status(Code::Unavailable, e.to_string())
             }
-            Ok(Err(e @ (CallError::Connect(_) | CallError::Io(_)))) => {
-                Err(status(Code::Unavailable, e.to_string()))
-            }
-            Ok(Err(e @ CallError::Protocol(_))) => Err(status(Code::Internal, e.to_string())),
-            Ok(Ok(reply)) => Rep::decode(reply.as_slice())
-                .map_err(|e| self.reply_error(call, format!("undecodable reply: {e}"))),
+            e @ CallError::Protocol(_) => status(Code::Internal, e.to_string()),
         }
     }
 

@@ -2,6 +2,7 @@
 //! enough per idle connection that every cluster can keep one open.
 
 mod channel;
+mod conn;
 mod frame;
 mod headers;
 
