@@ -296,7 +296,10 @@ impl Cluster {
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
         let req = TokenRequest {
             spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(600),
+                // Long enough for the longest bench's operator (10,000
+                // clusters created, then measured): a static token in a
+                // kubeconfig is not renewed.
+                expiration_seconds: Some(4 * 3600),
                 ..Default::default()
             }),
             ..Default::default()
