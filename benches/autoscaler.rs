@@ -15,7 +15,9 @@
 //! 3. Idle clusters at scale: `BENCH_FAKE_CLUSTERS` (default 10000) head-only
 //!    RayClusters pointed at one in-process fake GCS (the test-only
 //!    `gcsAddress`), plus a probe cluster with a fake GCS of its own; the
-//!    operator's VmRSS and CPU over the window with the autoscaler off and on
+//!    operator's VmRSS and CPU over the window with the autoscaler off and on,
+//!    each a fresh operator (not the one that created the pods) measured once
+//!    it has written nothing for 10 s
 //!    (`BENCH_QUIET_MS`, default that of the operator, between two reads of a quiet
 //!    cluster), then `BENCH_RUNS` times new demand of one worker on the probe
 //!    and the time until its pod arrives on a pod watch.
@@ -348,12 +350,37 @@ async fn settle_and_measure(
     )
     .await;
     eprintln!("{label}: {heads} heads Running after {:?}", t.elapsed());
+    settled(operator, label).await;
     let cost = measure(operator, Duration::from_secs(15), window).await;
     eprintln!(
         "{label}: VmRSS {} KiB, VmHWM {} KiB, CPU {:.1}%",
         cost.rss_kib, cost.hwm_kib, cost.cpu_percent
     );
     cost
+}
+
+/// Waits until the operator has written nothing for 10 s: a restarted
+/// operator first reconciles every cluster it finds, and that is not idle cost.
+async fn settled(operator: &Operator, label: &str) {
+    let t = Instant::now();
+    let mut last = None;
+    loop {
+        let writes = operator.metrics().await.map(|m| {
+            m.samples("ray_operator_api_writes_total")
+                .values()
+                .sum::<f64>()
+        });
+        if writes.is_some() && writes == last {
+            eprintln!("{label}: no API write for 10 s after {:?}", t.elapsed());
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1800),
+            "{label}: still writing after 30 min"
+        );
+        last = writes;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
 }
 
 fn delete_bench_node() {
@@ -417,6 +444,17 @@ async fn idle_at_scale(
         None => "autoscaler on".to_string(),
     };
     let mut rows = Vec::new();
+    // One operator creates the clusters' pods; the measured ones start fresh.
+    let creator = Operator::start("bf-create", &ns, true, &["--autoscaler=false"]).await;
+    wait_running(
+        client,
+        &ns,
+        "ray-node-type=head",
+        n + 1,
+        Duration::from_secs(3600),
+    )
+    .await;
+    drop(creator);
     let off = Operator::start("bf-off", &ns, true, &["--autoscaler=false"]).await;
     let label = "autoscaler off";
     rows.push((
