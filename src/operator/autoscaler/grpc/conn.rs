@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::channel::CallError;
+use super::error::CallError;
 use super::frame::{self, Header};
 use super::headers;
 

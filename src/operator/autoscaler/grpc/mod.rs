@@ -3,7 +3,9 @@
 
 mod channel;
 mod conn;
+mod error;
 mod frame;
 mod headers;
 
-pub use channel::{CallError, Channel};
+pub use channel::Channel;
+pub use error::CallError;
