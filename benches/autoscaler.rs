@@ -149,6 +149,36 @@ async fn no_pending_demand(head: &RayHead) {
     }
 }
 
+/// When a pod watch first saw each pod in `ns` matching `labels`, by name;
+/// the watch runs until the handle is aborted.
+fn first_sight(
+    client: &Client,
+    ns: &str,
+    labels: &str,
+) -> (
+    Arc<Mutex<HashMap<String, SystemTime>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let config = watcher::Config::default().labels(labels);
+    let watch = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut events = watcher(api, config).boxed();
+            while let Some(event) = events.next().await {
+                if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event {
+                    seen.lock()
+                        .unwrap()
+                        .entry(pod.name_any())
+                        .or_insert_with(SystemTime::now);
+                }
+            }
+        })
+    };
+    (seen, watch)
+}
+
 /// Seconds from `.remote()` to the new pod's watch event, one per run.
 async fn latency(client: &Client, head: &RayHead, interval_ms: u64, runs: usize) -> Vec<f64> {
     no_pending_demand(head).await;
@@ -176,24 +206,7 @@ async fn latency(client: &Client, head: &RayHead, interval_ms: u64, runs: usize)
     )
     .await;
 
-    // First sight of each worker pod on a watch, by name.
-    let seen: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let config = watcher::Config::default().labels("ray-user-node-type=cpu");
-    let watch = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let mut events = watcher(api, config).boxed();
-            while let Some(event) = events.next().await {
-                if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event {
-                    seen.lock()
-                        .unwrap()
-                        .entry(pod.name_any())
-                        .or_insert_with(SystemTime::now);
-                }
-            }
-        })
-    };
+    let (seen, watch) = first_sight(client, &ns, "ray-user-node-type=cpu");
     let mut driver = head.spawn_driver("interactive", 0);
     let mut out = Vec::new();
     for run in 0..runs {
@@ -483,23 +496,7 @@ async fn probe_latency(
     quiet_ms: u64,
     runs: usize,
 ) -> Vec<f64> {
-    let seen: Arc<Mutex<HashMap<String, SystemTime>>> = Arc::default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let config = watcher::Config::default().labels("ray-cluster-name=probe,ray-user-node-type=cpu");
-    let watch = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let mut events = watcher(api, config).boxed();
-            while let Some(event) = events.next().await {
-                if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event {
-                    seen.lock()
-                        .unwrap()
-                        .entry(pod.name_any())
-                        .or_insert_with(SystemTime::now);
-                }
-            }
-        })
-    };
+    let (seen, watch) = first_sight(client, ns, "ray-cluster-name=probe,ray-user-node-type=cpu");
     let mut out = Vec::new();
     for run in 0..runs {
         // A random phase against the task's reads.
@@ -535,6 +532,23 @@ async fn probe_latency(
     }
     watch.abort();
     out
+}
+
+/// A table of the operators' memory and CPU over `window`.
+fn print_costs(rows: &[(String, Cost)], window: Duration) {
+    println!(
+        "| operator | VmRSS | VmHWM | CPU (utime+stime) over {}s |",
+        window.as_secs()
+    );
+    println!("|---|---|---|---|");
+    for (label, c) in rows {
+        println!(
+            "| {label} | {:.1} MiB | {:.1} MiB | {:.1}% of one core |",
+            c.rss_kib as f64 / 1024.0,
+            c.hwm_kib as f64 / 1024.0,
+            c.cpu_percent
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -592,19 +606,7 @@ async fn main() {
         println!(
             "\n### Operator cost with {clusters} idle clusters (each task polling the one real head)\n"
         );
-        println!(
-            "| operator | VmRSS | VmHWM | CPU (utime+stime) over {}s |",
-            window.as_secs()
-        );
-        println!("|---|---|---|---|");
-        for (label, c) in &idle {
-            println!(
-                "| {label} | {:.1} MiB | {:.1} MiB | {:.1}% of one core |",
-                c.rss_kib as f64 / 1024.0,
-                c.hwm_kib as f64 / 1024.0,
-                c.cpu_percent
-            );
-        }
+        print_costs(&idle, window);
         if let [(_, off), (_, on)] = &idle[..] {
             println!(
                 "\nThe autoscaler tasks add {:.1} MiB RSS ({:.1} KiB per cluster).",
@@ -616,19 +618,7 @@ async fn main() {
     if let Some((rows, mut latencies)) = at_scale {
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!("\n### {fake_clusters} idle clusters (one fake GCS) and a probe cluster\n");
-        println!(
-            "| operator | VmRSS | VmHWM | CPU (utime+stime) over {}s |",
-            window.as_secs()
-        );
-        println!("|---|---|---|---|");
-        for (label, c) in &rows {
-            println!(
-                "| {label} | {:.1} MiB | {:.1} MiB | {:.1}% of one core |",
-                c.rss_kib as f64 / 1024.0,
-                c.hwm_kib as f64 / 1024.0,
-                c.cpu_percent
-            );
-        }
+        print_costs(&rows, window);
         if let [(_, off), (_, on)] = &rows[..] {
             println!(
                 "\nThe autoscaler adds {:.1} MiB RSS and {:.1}% of a core over {fake_clusters} idle clusters.",

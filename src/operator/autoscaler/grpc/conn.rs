@@ -201,16 +201,7 @@ impl Conn {
                 Err(Abort::Stale(e)) if !any_frame => return Err(Stale(e)),
                 Err(Abort::Stale(e) | Abort::Fatal(e)) => {
                     self.broken = true;
-                    return Ok(streams
-                        .into_iter()
-                        .map(|s| {
-                            if s.done {
-                                s.finish()
-                            } else {
-                                Err(e.clone_kind())
-                            }
-                        })
-                        .collect());
+                    return Ok(outcomes(streams, &e));
                 }
             }
         }
@@ -251,16 +242,7 @@ impl Conn {
         if !any_frame {
             return Err(Stale(e));
         }
-        Ok(streams
-            .into_iter()
-            .map(|s| {
-                if s.done {
-                    s.finish()
-                } else {
-                    Err(e.clone_kind())
-                }
-            })
-            .collect())
+        Ok(outcomes(streams, &e))
     }
 
     fn handle(
@@ -378,6 +360,19 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// What a batch cut short by `e` gives: the finished streams' own outcomes, `e` for the rest.
+fn outcomes(streams: Vec<Stream>, e: &CallError) -> Vec<Result<Vec<u8>, CallError>> {
+    (streams.into_iter())
+        .map(|s| {
+            if s.done {
+                s.finish()
+            } else {
+                Err(e.clone_kind())
+            }
+        })
+        .collect()
 }
 
 impl Stream {
