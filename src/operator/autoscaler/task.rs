@@ -286,7 +286,6 @@ impl Round {
                 // Ray answers but has no autoscaler service: it runs, and the
                 // cluster holds minWorkers rather than being restarted.
                 self.unreachable_since = None;
-                client.disconnect();
                 ctx.board.post(
                     &self.key,
                     &self.reference,
@@ -326,7 +325,6 @@ impl Round {
             ),
         });
         if !ctx.settings.enabled {
-            client.disconnect();
             ctx.board.post(
                 &self.key,
                 &self.reference,
@@ -378,6 +376,8 @@ impl Round {
             }
             let client = GcsClient::new(options).map_err(|e| e.to_string())?;
             self.client = Some((address.to_string(), Arc::new(client)));
+            // A new GCS (a new head, or another address) has been told nothing.
+            self.last_report = None;
         }
         Ok(self.client.as_ref().expect("just set").1.clone())
     }
